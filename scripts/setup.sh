@@ -16,6 +16,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${MICROPI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/micropi}
 VENV=$ROOT/.venv
+VENV_HA=$ROOT/.venv-ha
 MIN_PY=3.14.2
 PY_SERIES=3.14
 DEBIAN_MIRROR=${MICROPI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
@@ -114,36 +115,59 @@ find_python() {
     sid_python
 }
 
-# --- The venv. A stamp of what it was built from makes the warm path a few file reads.
-stamp_inputs() {
-    cat "$ROOT/pyproject.toml" "$ROOT/edge/pyproject.toml" "$ROOT/scripts/setup.sh"
-    readlink -f "$1"
+# --- The venvs. A stamp of what each was built from makes the warm path a few file reads.
+#   .venv     the project: integration test stack (HA as pinned by phcc), hosting, bench, dev tools, edge
+#   .venv-ha  the Home Assistant release of images/ha (what users run): `hass` for the process
+#             runtime and the compatibility tests, with the requirements of images/ha/integrations.txt
+HA_VERSION=$(tr -d '[:space:]' <"$ROOT/images/ha/ha-version")
+stamp_of() { { cat "$@"; readlink -f "$PY"; } | sha256sum | cut -d' ' -f1; }
+venv_fresh() {  # venv_fresh DIR STAMP: true when DIR was built from exactly STAMP
+    [ -x "$1/bin/python" ] && grep -qx "sha=$2" "$1/.micropi-stamp" 2>/dev/null
+}
+make_venv() {  # make_venv DIR: an empty venv on $PY (recreated when it was made on another Python)
+    if [ -x "$1/bin/python" ] && [ "$(readlink -f "$1/bin/python")" != "$(readlink -f "$PY")" ]; then rm -rf "$1"; fi
+    [ -x "$1/bin/python" ] || "$UV" venv -q --python "$PY" "$1"
+}
+uv_install() {  # uv_install DIR ARGS...
+    local dir=$1; shift
+    VIRTUAL_ENV=$dir "$UV" pip install -q --python "$dir/bin/python" "$@" \
+        || die "uv pip install into $dir failed (see above); fix the requirements or the network and run again"
 }
 main() {
     mkdir -p "$CACHE"
-    local py stamp
-    if [ -x "$VENV/bin/python" ] && [ -f "$VENV/.micropi-stamp" ]; then
-        py=$(sed -n 's/^python=//p' "$VENV/.micropi-stamp")
-        stamp=$(stamp_inputs "$py" | sha256sum | cut -d' ' -f1)
-        if python_ok "$py" && grep -qx "sha=$stamp" "$VENV/.micropi-stamp"; then
-            "$VENV/bin/python" "$ROOT/scripts/selftest.py"
-            return
-        fi
+    PY=$(sed -n 's/^python=//p' "$VENV/.micropi-stamp" 2>/dev/null || true)
+    python_ok "$PY" || PY=""
+    local project_inputs=("$ROOT/pyproject.toml" "$ROOT/edge/pyproject.toml" "$ROOT/scripts/setup.sh")
+    local ha_inputs=("$ROOT/images/ha/ha-version" "$ROOT/images/ha/integrations.txt" "$ROOT/scripts/setup.sh")
+    if [ -n "$PY" ] && venv_fresh "$VENV" "$(stamp_of "${project_inputs[@]}")" \
+        && venv_fresh "$VENV_HA" "$(stamp_of "${ha_inputs[@]}")"; then
+        "$VENV/bin/python" "$ROOT/scripts/selftest.py"
+        return
     fi
-    py=$(find_python)
+    [ -n "$PY" ] || PY=$(find_python)
     ensure_tools
-    log "using $py ($("$py" -c 'import sys; print(sys.version.split()[0])'))"
-    if [ -x "$VENV/bin/python" ] && [ "$(readlink -f "$VENV/bin/python")" != "$(readlink -f "$py")" ]; then
-        rm -rf "$VENV"
+    log "using $PY ($("$PY" -c 'import sys; print(sys.version.split()[0])'))"
+
+    local stamp
+    stamp=$(stamp_of "${project_inputs[@]}")
+    if ! venv_fresh "$VENV" "$stamp"; then
+        log "installing the project's packages into .venv"
+        make_venv "$VENV"
+        uv_install "$VENV" -e "$ROOT[test,hosting,bench,dev]" -e "$ROOT/edge[test]"
+        "$VENV/bin/python" "$ROOT/scripts/selftest.py"
+        printf 'python=%s\nsha=%s\n' "$PY" "$stamp" >"$VENV/.micropi-stamp"
     fi
-    [ -x "$VENV/bin/python" ] || "$UV" venv -q --python "$py" "$VENV"
-    log "installing the project's packages with uv"
-    VIRTUAL_ENV=$VENV "$UV" pip install -q --python "$VENV/bin/python" \
-        -e "$ROOT[test,hosting,bench,dev]" -e "$ROOT/edge[test]" \
-        || die "uv pip install failed (see above); fix pyproject.toml or the network and run again"
-    "$VENV/bin/python" "$ROOT/scripts/selftest.py"
-    stamp=$(stamp_inputs "$py" | sha256sum | cut -d' ' -f1)
-    printf 'python=%s\nsha=%s\n' "$py" "$stamp" >"$VENV/.micropi-stamp"
+    stamp=$(stamp_of "${ha_inputs[@]}")
+    if ! venv_fresh "$VENV_HA" "$stamp"; then
+        log "installing Home Assistant $HA_VERSION into .venv-ha"
+        make_venv "$VENV_HA"
+        uv_install "$VENV_HA" "homeassistant==$HA_VERSION"
+        local reqs
+        reqs=$("$VENV_HA/bin/python" "$ROOT/scripts/ha_requirements.py" "$ROOT/images/ha/integrations.txt")
+        # shellcheck disable=SC2086  # one requirement a word
+        uv_install "$VENV_HA" $reqs
+        printf 'python=%s\nsha=%s\n' "$PY" "$stamp" >"$VENV_HA/.micropi-stamp"
+    fi
 }
 
 main "$@"
