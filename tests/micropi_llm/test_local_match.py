@@ -1,0 +1,438 @@
+"""Local-first matching in real Home Assistant core, with HA's own Hungarian and English intents.
+
+The home is real: template lights, switches and a sensor (optimistic, so turning them on or
+off changes their state), registry areas with aliases, one switch not exposed to Assist.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any
+
+import pytest
+from hassil.intents import Intents
+from home_assistant_intents import get_intents
+from homeassistant.components import conversation
+from homeassistant.components.conversation.agent_manager import get_agent_manager
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import chat_session, intent
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import floor_registry as fr
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
+
+from custom_components.micropi_llm.local_match import (
+    HomeName,
+    LanguageWords,
+    async_handle_locally,
+    fold,
+    learn_language,
+    normalize_sentence,
+    rewrites,
+)
+
+# Registry unique ids of the template entities -> (name, area name or None).
+LIGHTS = {
+    "ceiling": ("Mennyezeti lámpa", "Hálószoba"),
+    "counter": ("Pultvilágítás", "Konyha"),
+    "floor_lamp": ("Állólámpa", "Nappali"),
+    "broken": ("Hibás lámpa", None),
+    # A name that is also a template word ("lámpát" = a light / this light).
+    "lamp": ("Lámpa", "Dolgozószoba"),
+}
+SWITCHES = {
+    "fan": ("Ventilátor", "Nappali"),
+    "coffee": ("Kávéfőző", "Konyha"),  # not exposed to Assist
+}
+SENSORS = {"outside": ("Kinti hőmérséklet", None)}
+MODEL_REPLY = "the model answered"
+
+
+@dataclass
+class SmallHome:
+    hass: HomeAssistant
+    ids: dict[str, str]  # unique id -> entity id
+
+    def state(self, key: str) -> str:
+        state = self.hass.states.get(self.ids[key])
+        assert state is not None
+        return state.state
+
+    def states(self) -> dict[str, str]:
+        return {key: self.state(key) for key in self.ids}
+
+
+def _template_entity(unique_id: str, name: str) -> dict[str, Any]:
+    # No state template: the entity is optimistic and takes the state it is switched to.
+    return {"unique_id": unique_id, "name": name, "turn_on": [], "turn_off": []}
+
+
+@pytest.fixture
+async def small_home(hass: HomeAssistant) -> SmallHome:
+    hass.config.language = "hu"
+    lights = [_template_entity(key, name) for key, (name, _) in LIGHTS.items()]
+    # This lamp's switch-on fails inside HA (its action names a service that does not exist).
+    lights[list(LIGHTS).index("broken")]["turn_on"] = [{"action": "script.does_not_exist"}]
+    template_config = {
+        "light": lights,
+        "switch": [_template_entity(key, name) for key, (name, _) in SWITCHES.items()],
+        "sensor": [
+            {"unique_id": key, "name": name, "state": "21", "unit_of_measurement": "°C", "device_class": "temperature"}
+            for key, (name, _) in SENSORS.items()
+        ],
+    }
+    for domain in ("intent", "conversation"):
+        assert await async_setup_component(hass, domain, {})
+    assert await async_setup_component(hass, "template", {"template": [template_config]})
+    await hass.async_block_till_done()
+
+    floor = fr.async_get(hass).async_create("Földszint", aliases={"ground floor"})
+    areas = ar.async_get(hass)
+    area_ids = {
+        "Hálószoba": areas.async_create("Hálószoba", aliases={"bedroom"}, floor_id=floor.floor_id).id,
+        "Konyha": areas.async_create("Konyha", aliases={"kitchen"}, floor_id=floor.floor_id).id,
+        "Nappali": areas.async_create("Nappali", aliases={"living room"}, floor_id=floor.floor_id).id,
+        "Dolgozószoba": areas.async_create("Dolgozószoba").id,
+    }
+    areas.async_create("Fürdőszoba")  # no devices in it
+
+    entities = er.async_get(hass)
+    ids: dict[str, str] = {}
+    for domain, table in (("light", LIGHTS), ("switch", SWITCHES), ("sensor", SENSORS)):
+        for key, (_, area) in table.items():
+            entity_id = entities.async_get_entity_id(domain, "template", key)
+            assert entity_id is not None, f"template {domain} {key} was not set up"
+            ids[key] = entity_id
+            if area is not None:
+                entities.async_update_entity(entity_id, area_id=area_ids[area])
+    # Aliases besides its own name (COMPUTED_NAME), not instead of it.
+    entities.async_update_entity(ids["ceiling"], aliases=[er.COMPUTED_NAME, "ceiling light"])
+    async_expose_entity(hass, conversation.DOMAIN, ids["coffee"], False)
+    await hass.async_block_till_done()
+
+    built = SmallHome(hass, ids)
+    # Optimistic template entities know no state until first switched.
+    assert set(built.states().values()) == {STATE_UNKNOWN, "21.0"}, built.states()
+    return built
+
+
+def _input(text: str, language: str = "hu") -> conversation.ConversationInput:
+    return conversation.ConversationInput(
+        text=text,
+        context=Context(),
+        conversation_id=None,
+        device_id=None,
+        satellite_id=None,
+        language=language,
+        agent_id="conversation.micropi",
+    )
+
+
+def _speech(result: conversation.ConversationResult) -> str:
+    speech: str = result.response.speech["plain"]["speech"]
+    return speech
+
+
+async def _ha_alone_matches(hass: HomeAssistant, text: str, language: str = "hu") -> bool:
+    """Whether HA's default agent matches the sentence as typed (what "prefer local" gets)."""
+    agent = get_agent_manager(hass).default_agent
+    assert agent is not None
+    return await agent.async_recognize_intent(_input(text, language), strict_intents_only=True) is not None
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "speech"),
+    [
+        # The brief's two sentences: lengthened stem + inessive, adjective + accent-less accusative.
+        ("kapcsold fel a lámpát a hálószobában", "ceiling", "A lámpák bekapcsolva"),
+        ("kapcsold fel a konyhai lampat", "counter", "A lámpák bekapcsolva"),
+        # An inflected multi-word entity name without accents.
+        ("Kapcsold fel a mennyezeti lampat!", "ceiling", "A lámpa bekapcsolva"),
+        ("kapcsold be a ventilatort", "fan", "A kapcsoló bekapcsolva"),
+        ("kapcsold fel a lampakat a nappaliban", "floor_lamp", "A lámpák bekapcsolva"),
+        # "lámpát" is the kitchen's lights here, not the light named "Lámpa" ...
+        ("oltsd fel a lámpát a konyhában", "counter", "A lámpák bekapcsolva"),
+        # ... and here that light.
+        ("kapcsold fel a lámpát", "lamp", "A lámpa bekapcsolva"),
+    ],
+)
+async def test_inflected_and_accentless_hungarian_is_carried_out(
+    small_home: SmallHome, text: str, key: str, speech: str
+) -> None:
+    before = small_home.states()
+    result = await async_handle_locally(small_home.hass, _input(text))
+    assert result is not None, f"{text!r} was not matched locally"
+    assert result.response.response_type is intent.IntentResponseType.ACTION_DONE
+    assert _speech(result) == speech
+    assert small_home.state(key) == STATE_ON
+    # Nothing but the target (and, for an area, the other lights in it) changed.
+    changed = {name for name, state in small_home.states().items() if state != before[name]}
+    assert changed == {key}
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["kapcsold fel a lámpát a hálószobában", "kapcsold fel a konyhai lampat", "kapcsold fel a mennyezeti lampat"],
+)
+async def test_ha_alone_does_not_match_these(small_home: SmallHome, text: str) -> None:
+    """Where HA's own matching fails: the reason this module rewrites sentences."""
+    assert not await _ha_alone_matches(small_home.hass, text)
+
+
+async def test_switching_off_and_on_again(small_home: SmallHome) -> None:
+    assert await async_handle_locally(small_home.hass, _input("kapcsold be a mennyezeti lámpát")) is not None
+    assert small_home.state("ceiling") == STATE_ON
+    result = await async_handle_locally(small_home.hass, _input("kapcsold le a mennyezeti lampat"))
+    assert result is not None
+    assert _speech(result) == "A lámpa kikapcsolva"
+    assert small_home.state("ceiling") == STATE_OFF
+
+
+@pytest.mark.parametrize(
+    ("text", "keys", "speech"),
+    [
+        ("turn on the ceiling light", {"ceiling"}, "Turned on the light"),
+        ("Turn on the lights in the kitchen.", {"counter"}, "Turned on the lights"),
+        ("turn on the lights on the ground floor", {"ceiling", "counter", "floor_lamp"}, "Turned on the lights"),
+    ],
+)
+async def test_english_is_carried_out(small_home: SmallHome, text: str, keys: set[str], speech: str) -> None:
+    result = await async_handle_locally(small_home.hass, _input(text, language="en"))
+    assert result is not None
+    assert _speech(result) == speech
+    assert {key for key in keys if small_home.state(key) == STATE_ON} == keys
+
+
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        ("mesélj egy viccet a lámpákról", "hu"),  # no intent: the model's job
+        ("mi a kinti hőmérséklet", "hu"),  # HassGetState: HA leaves state questions to the model
+        ("tell me a joke", "en"),
+        ("kapcsold fel a lámpát", "tlh"),  # a language HA has no intents for
+    ],
+)
+async def test_what_is_not_carried_out_is_left_to_the_model(small_home: SmallHome, text: str, language: str) -> None:
+    before = small_home.states()
+    assert await async_handle_locally(small_home.hass, _input(text, language)) is None
+    assert small_home.states() == before
+
+
+@pytest.mark.parametrize(
+    ("text", "as_ha_matches_it"),
+    [
+        # No light in that room: HA answers "no such device", the model may know better.
+        ("kapcsold fel a lámpát a fürdőszobában", "kapcsold fel a lámpát a Fürdőszobaban"),
+        # Switching it on fails inside HA.
+        ("kapcsold fel a hibás lámpát", "kapcsold fel a Hibás lámpat"),
+    ],
+)
+async def test_matched_but_failed_is_left_to_the_model(small_home: SmallHome, text: str, as_ha_matches_it: str) -> None:
+    assert await _ha_alone_matches(small_home.hass, as_ha_matches_it)
+    before = small_home.states()
+    assert await async_handle_locally(small_home.hass, _input(text)) is None
+    assert small_home.states() == before
+
+
+async def test_state_question_is_matched_by_ha_but_left_to_the_model(small_home: SmallHome) -> None:
+    assert await _ha_alone_matches(small_home.hass, "mi a kinti hőmérséklet")
+    # An agent without HA's API cannot answer it any better: then HA answers it here.
+    result = await async_handle_locally(small_home.hass, _input("mi a kinti homerseklet"), leave_to_model=frozenset())
+    assert result is not None
+    assert result.response.response_type is intent.IntentResponseType.QUERY_ANSWER
+    assert "21" in _speech(result)
+
+
+@pytest.mark.parametrize("text", ["kapcsold be a kávéfőzőt", "kapcsold be a kavefozot", "Kávéfőző"])
+async def test_unexposed_entity_is_not_acted_upon(small_home: SmallHome, text: str) -> None:
+    assert await async_handle_locally(small_home.hass, _input(text)) is None
+    assert small_home.state("coffee") == STATE_UNKNOWN
+    # Exposed, the same sentence is carried out: the refusal above is the exposure's doing.
+    async_expose_entity(small_home.hass, conversation.DOMAIN, small_home.ids["coffee"], True)
+    await small_home.hass.async_block_till_done()
+    assert await async_handle_locally(small_home.hass, _input(text)) is not None
+    assert small_home.state("coffee") == STATE_ON
+
+
+async def test_uses_the_chat_log_it_is_given(small_home: SmallHome) -> None:
+    with (
+        chat_session.async_get_chat_session(small_home.hass, None) as session,
+        conversation.async_get_chat_log(small_home.hass, session, _input("kapcsold be a ventilatort")) as chat_log,
+    ):
+        result = await async_handle_locally(small_home.hass, _input("kapcsold be a ventilatort"), chat_log=chat_log)
+    assert result is not None
+    assert result.conversation_id == session.conversation_id
+    _assert_local_turn(chat_log, "kapcsold be a ventilatort", "A kapcsoló bekapcsolva")
+
+
+async def test_uses_the_chat_log_an_agent_has_open(small_home: SmallHome) -> None:
+    """Inside an agent's `_async_handle_message`, the input may carry no conversation id yet."""
+    with (
+        chat_session.async_get_chat_session(small_home.hass, None) as session,
+        conversation.async_get_chat_log(small_home.hass, session, _input("kapcsold be a ventilatort")) as chat_log,
+    ):
+        result = await async_handle_locally(small_home.hass, _input("kapcsold be a ventilatort"))
+    assert result is not None
+    assert result.conversation_id == session.conversation_id
+    _assert_local_turn(chat_log, "kapcsold be a ventilatort", "A kapcsoló bekapcsolva")
+
+
+def _assert_local_turn(chat_log: conversation.ChatLog, said: str, answer: str) -> None:
+    """The turn is in the chat log as HA's pipeline records a local match: tool call, result, answer."""
+    user, call, tool_result, reply = chat_log.content[-4:]
+    assert isinstance(user, conversation.UserContent)
+    assert user.content == said
+    assert isinstance(call, conversation.AssistantContent)
+    assert call.tool_calls is not None
+    assert call.tool_calls[0].tool_name == "HassTurnOn"
+    assert isinstance(tool_result, conversation.ToolResultContent)
+    assert isinstance(reply, conversation.AssistantContent)
+    assert reply.content == answer
+
+
+class LocalFirstAgent(conversation.AbstractConversationAgent):
+    """A stand-in for our agent's entry point: local first, else 'the model'."""
+
+    @property
+    def supported_languages(self) -> list[str]:
+        return ["hu", "en"]
+
+    async def async_process(self, user_input: conversation.ConversationInput) -> conversation.ConversationResult:
+        if (result := await async_handle_locally(self.hass, user_input)) is not None:
+            return result
+        response = intent.IntentResponse(language=user_input.language)
+        response.async_set_speech(MODEL_REPLY)
+        return conversation.ConversationResult(response=response, conversation_id=user_input.conversation_id)
+
+    def __init__(self, hass: HomeAssistant) -> None:
+        self.hass = hass
+
+
+@pytest.fixture
+async def local_first_agent(small_home: SmallHome) -> AsyncIterator[str]:
+    entry = MockConfigEntry(domain="micropi_llm", title="MicroPi")
+    entry.add_to_hass(small_home.hass)
+    conversation.async_set_agent(small_home.hass, entry, LocalFirstAgent(small_home.hass))
+    yield entry.entry_id
+    conversation.async_unset_agent(small_home.hass, entry)
+
+
+async def test_conversation_process_service_is_handled_locally(small_home: SmallHome, local_first_agent: str) -> None:
+    response = await small_home.hass.services.async_call(
+        conversation.DOMAIN,
+        "process",
+        {"text": "kapcsold fel a konyhai lampat", "language": "hu", "agent_id": local_first_agent},
+        blocking=True,
+        return_response=True,
+    )
+    assert response is not None
+    assert response["response"]["speech"]["plain"]["speech"] == "A lámpák bekapcsolva"
+    assert small_home.state("counter") == STATE_ON
+    assert response["conversation_id"]  # a conversation to go on with
+
+
+async def test_rest_api_is_handled_locally(
+    small_home: SmallHome, local_first_agent: str, hass_client: ClientSessionGenerator
+) -> None:
+    client = await hass_client()
+    for text, expected in (
+        ("kapcsold fel a lámpát a hálószobában", "A lámpák bekapcsolva"),
+        ("mesélj egy viccet", MODEL_REPLY),
+    ):
+        reply = await client.post(
+            "/api/conversation/process", json={"text": text, "language": "hu", "agent_id": local_first_agent}
+        )
+        assert reply.status == HTTPStatus.OK
+        body = await reply.json()
+        assert body["response"]["speech"]["plain"]["speech"] == expected
+    assert small_home.state("ceiling") == STATE_ON
+
+
+async def test_without_the_conversation_integration_nothing_is_matched(hass: HomeAssistant) -> None:
+    assert await async_handle_locally(hass, _input("kapcsold fel a lámpát")) is None
+
+
+# The rewrite itself, on HA's own Hungarian templates.
+
+
+@pytest.fixture(scope="module")
+def hungarian() -> LanguageWords:
+    return learn_language(Intents.from_dict(get_intents("hu")))
+
+
+NAMES = [
+    HomeName("area", "Hálószoba"),
+    HomeName("area", "Konyha"),
+    HomeName("area", "Kert"),
+    HomeName("floor", "Első emelet"),
+    HomeName("name", "Mennyezeti lámpa"),
+    HomeName("name", "Konyhai lámpa"),
+    HomeName("name", "Ventilátor"),
+    HomeName("name", "!!!"),  # nothing left to match once punctuation goes
+]
+
+
+@pytest.mark.parametrize(
+    ("said", "rewritten"),
+    [
+        ("kapcsold fel a lámpát a hálószobában", "kapcsold fel a lámpát a Hálószobaban"),
+        # The entity "Konyhai lámpa" is a longer name than the area "Konyha", so it wins.
+        ("kapcsold fel a konyhai lampat", "kapcsold fel a Konyhai lámpat"),
+        ("kapcsold fel a konyhai lampakat", "kapcsold fel a Konyhai lámpákat"),
+        # An accusative the area templates only take as "-t": "{area}t".
+        ("kapcsold fel a lámpákat a kertet", "kapcsold fel a lámpákat a Kertt"),
+        ("a ventilatort kapcsold ki", "a Ventilátort kapcsold ki"),
+        (
+            "allitsd be az elso emeleten a homersekletet 22 fokra",
+            "állítsd be az Első emeleten a hőmérsékletet 22 fokra",
+        ),
+        # A case the templates never put after an area stays as said; HA decides.
+        ("hozd ki a konyhából", "hozd ki a Konyhabol"),
+        # Not a case ending: no name here, only a word without accents.
+        ("a konyhaszekrény lampa", "a konyhaszekrény lámpa"),
+        # Punctuation stays where it was; words the templates spell this way stay as typed.
+        ("„Kapcsold fel a hálószobai lámpát!” - meg", "„Kapcsold fel a Hálószobai lámpát!” - meg"),
+    ],
+)
+def test_normalize_sentence(hungarian: LanguageWords, said: str, rewritten: str) -> None:
+    assert normalize_sentence(said, NAMES, hungarian, "hu") == rewritten
+
+
+def test_rewrites_try_template_words_before_names(hungarian: LanguageWords) -> None:
+    names = [*NAMES, HomeName("name", "Lámpa")]
+    assert rewrites("kapcsold fel a lámpát a konyhában", names, hungarian, "hu") == [
+        "kapcsold fel a lámpát a Konyhaban",
+        "kapcsold fel a Lámpat a Konyhaban",
+    ]
+    assert rewrites("kapcsold fel a lámpát", names, hungarian, "hu") == ["kapcsold fel a Lámpat"]
+    assert rewrites("mesélj egy viccet", names, hungarian, "hu") == []
+
+
+def test_english_names_are_matched_without_case_endings() -> None:
+    english = learn_language(Intents.from_dict(get_intents("en")))
+    names = [HomeName("area", "Kitchen"), HomeName("name", "Café light")]
+    assert normalize_sentence("turn on the cafe light in the kitchens", names, english, "en") == (
+        "turn on the Café light in the kitchens"
+    )
+
+
+def test_learnt_hungarian_words_and_endings(hungarian: LanguageWords) -> None:
+    assert hungarian.words["lampat"] == "lámpát"
+    assert hungarian.words["lampa"] == "lámpa"  # not the stem "lámpá" of "lámpát"
+    assert "kapcsold" in hungarian.spellings
+    # Words of the intents' own lists ({cover_states}, {color_temperature_names}).
+    assert hungarian.words["zarva"] == "zárva"
+    assert hungarian.words["feherre"] == "fehérre"
+    assert {"ban", "ben", "t", "i"} <= set(hungarian.endings["area"])
+    assert {"t", "ot", "et", "nak", "ra"} <= set(hungarian.endings["name"])
+    assert set(hungarian.endings["floor"]) == {"", "en", "i"}
+
+
+def test_fold() -> None:
+    assert fold("Hálószobában ŐSZI Ünnep") == "haloszobaban oszi unnep"
