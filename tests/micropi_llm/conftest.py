@@ -1,8 +1,16 @@
 """Fixtures for the integration's tests in real Home Assistant core."""
 
+from collections.abc import AsyncIterator
+
 import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from bench.ollama_wire import DEFAULT_MODEL, OllamaWireServer
+from custom_components.micropi_llm.const import CONF_PREFER_LOCAL
+
+from .home import Home, async_setup_agent, async_setup_home
 
 
 @pytest.fixture(autouse=True)
@@ -11,6 +19,30 @@ def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
 
 
 @pytest.fixture(autouse=True)
+def allow_loopback_sockets(socket_enabled: None) -> None:
+    """The Ollama wire-format server listens on 127.0.0.1 (HA's plugin still blocks other hosts)."""
+
+
+@pytest.fixture(autouse=True)
 async def setup_homeassistant_core(hass: HomeAssistant) -> None:
     """Conversation needs the core integration (exposed entities) set up first, as in a real HA."""
     assert await async_setup_component(hass, "homeassistant", {})
+
+
+@pytest.fixture
+async def wire() -> AsyncIterator[OllamaWireServer]:
+    """An Ollama wire-format server with the default model; tests script its replies."""
+    async with OllamaWireServer(models=[DEFAULT_MODEL]) as server:
+        yield server
+
+
+@pytest.fixture
+async def home(hass: HomeAssistant) -> Home:
+    """A small real home: areas, lights, a thermostat, an input_boolean; one light not exposed."""
+    return await async_setup_home(hass)
+
+
+@pytest.fixture
+async def agent_entry(hass: HomeAssistant, wire: OllamaWireServer, home: Home) -> MockConfigEntry:
+    """A loaded server entry with the default agent (model only, local-first off: tests of the model)."""
+    return await async_setup_agent(hass, wire.url, {CONF_PREFER_LOCAL: False})

@@ -1,0 +1,359 @@
+"""What the model may call, and making its tool calls usable.
+
+Every tool call goes through `GuardedAPIInstance.async_call_tool`: a call naming an unknown tool,
+an unexposed, unknown or malformed target, or arguments that were not JSON is refused with a
+message the model can correct on, and never reaches HA. Small models often get the form wrong,
+so what can be repaired without guessing is repaired: JSON encoded inside a string, a one-item
+list where a name belongs, an entity id where the name belongs, a tool call written out as text.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import logging
+import re
+from dataclasses import dataclass, field
+from typing import Any, override
+
+from homeassistant.components.homeassistant import llm as ha_llm
+from homeassistant.core import HomeAssistant, State
+from homeassistant.core import valid_entity_id as is_entity_id
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers import floor_registry as fr
+from homeassistant.helpers import intent, llm
+
+from .const import DOMAIN
+from .live_state import async_exposed_states, async_render_home
+
+_LOGGER = logging.getLogger(__name__)
+
+# Marks a tool call whose arguments could not be read, so the guard can tell the model why.
+INVALID_ARGUMENTS = "__micropi_invalid_arguments__"
+
+# Tool parameters that say a tool acts on entities matched by name (HA's intent slots).
+ENTITY_MATCH_PARAMETERS = frozenset({"domain", "device_class"})
+
+
+def refusal(text: str) -> llm.ToolResult:
+    return llm.ToolResult(data={"error": "refused", "error_text": text}, error=True)
+
+
+# ----- repairing the form of tool calls ---------------------------------------------------------
+
+
+def loads_lenient(text: str) -> Any:
+    """JSON as small models write it: trailing commas, Python literals, missing closing brackets.
+
+    Raises ValueError when it still cannot be read.
+    """
+    try:
+        return json.loads(text)
+    except ValueError:
+        pass
+    fixed = re.sub(r",\s*([}\]])", r"\1", text.strip())
+    fixed += _missing_closers(fixed)
+    try:
+        return json.loads(fixed)
+    except ValueError:
+        pass
+    try:  # {'name': 'x', 'on': True}: a Python literal, evaluated without running anything
+        return ast.literal_eval(fixed)
+    except (ValueError, SyntaxError) as err:
+        raise ValueError(f"not valid JSON: {text[:80]!r}") from err
+
+
+def _missing_closers(text: str) -> str:
+    """The brackets a truncated JSON text lacks, outside strings."""
+    stack: list[str] = []
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            escaped = char == "\\" and not escaped
+            if char == '"' and not escaped:
+                in_string = False
+            continue
+        if char == '"':
+            in_string = True
+        elif char in "{[":
+            stack.append("}" if char == "{" else "]")
+        elif char in "}]" and stack:
+            stack.pop()
+    return "".join(reversed(stack))
+
+
+def repair_arguments(arguments: Any) -> dict[str, Any]:
+    """Tool arguments as a dict: JSON in strings decoded, empty values dropped (they break intents)."""
+    if isinstance(arguments, str):
+        try:
+            arguments = loads_lenient(arguments) if arguments.strip() else {}
+        except ValueError as err:
+            return {INVALID_ARGUMENTS: str(err)}
+    if not isinstance(arguments, dict):
+        return {INVALID_ARGUMENTS: f"arguments must be a JSON object, got {type(arguments).__name__}"}
+    repaired: dict[str, Any] = {}
+    for key, value in arguments.items():
+        if value is None or value == "":
+            continue
+        repaired[str(key)] = _decoded(value)
+    return repaired
+
+
+def _decoded(value: Any) -> Any:
+    """A JSON list or object a model put inside a string, decoded; anything else as it is."""
+    if isinstance(value, str) and value[:1] in "[{" and value[-1:] in "]}":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
+
+
+# Text a model wrote when Ollama did not recognise its tool call: Mistral's [TOOL_CALLS] forms,
+# Qwen's <tool_call>, or a bare JSON object/list with "name" and "arguments", maybe in a fence.
+_FENCE = re.compile(r"^```(?:json|tool_call)?\s*(.*?)\s*```$", re.DOTALL)
+_QWEN = re.compile(r"^<tool_call>\s*(.*?)\s*(?:</tool_call>)?$", re.DOTALL)
+_NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
+
+
+def looks_like_tool_call(text: str) -> bool:
+    """Whether text starting like this may be a tool call written out (hold it back, don't speak it)."""
+    return text.lstrip()[:1] in ("[", "{", "`", "<")
+
+
+def parse_text_tool_calls(text: str) -> list[llm.ToolInput] | None:
+    """The tool calls written out in text, or None when the text is not a tool call."""
+    body = text.strip()
+    if match := _FENCE.match(body):
+        body = match.group(1)
+    if match := _QWEN.match(body):
+        body = match.group(1)
+    if body.startswith("[TOOL_CALLS]"):
+        calls = [part.strip() for part in body.split("[TOOL_CALLS]") if part.strip()]
+        if all("[ARGS]" in call for call in calls):
+            result = []
+            for call in calls:
+                name, _, raw = call.partition("[ARGS]")
+                result.append(llm.ToolInput(tool_name=name.strip(), tool_args=repair_arguments(raw)))
+            return result
+        body = " ".join(calls)
+    elif body[:1] not in "[{":
+        return None
+    try:
+        value = loads_lenient(body)
+    except ValueError as err:
+        if found := _NAME.search(body):  # clearly a call of this tool, but unreadable
+            return [llm.ToolInput(tool_name=found.group(1), tool_args={INVALID_ARGUMENTS: str(err)})]
+        return None
+    items = value if isinstance(value, list) else [value]
+    if not items or not all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in items):
+        return None
+    return [
+        llm.ToolInput(
+            tool_name=item["name"], tool_args=repair_arguments(item.get("arguments", item.get("parameters", {})))
+        )
+        for item in items
+    ]
+
+
+# ----- checking targets ---------------------------------------------------------------------------
+
+
+def _parameter_names(tool: llm.Tool) -> set[str]:
+    schema = getattr(tool.parameters, "schema", None)
+    return {str(key) for key in schema} if isinstance(schema, dict) else set()
+
+
+def _one_string(value: Any) -> str | None:
+    """A single non-empty string; a one-item list of one is unwrapped."""
+    if isinstance(value, list) and len(value) == 1:
+        value = value[0]
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _suggest(word: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
+    if not close:
+        close = sorted(choices)[:12]
+    return ", ".join(close) if close else "none"
+
+
+@dataclass
+class _Home:
+    """What the model may target: the exposed entities, and the home's areas and floors."""
+
+    hass: HomeAssistant
+    assistant: str
+    exposed: dict[str, State] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.exposed = {state.entity_id: state for state in async_exposed_states(self.hass, self.assistant)}
+
+    def names(self) -> list[str]:
+        registry = er.async_get(self.hass)
+        return [
+            name
+            for state in self.exposed.values()
+            for name in intent.async_get_entity_aliases(
+                self.hass, registry.async_get(state.entity_id), state=state, allow_empty=False
+            )
+            if name
+        ]
+
+    def entity_problem(self, entity_id: str) -> str | None:
+        if entity_id in self.exposed:
+            return None
+        if self.hass.states.get(entity_id) is not None:
+            return f"{entity_id} is not exposed to you, so you cannot see or control it. Tell the user."
+        return f"There is no entity {entity_id}. Exposed devices: {_suggest(entity_id, list(self.exposed))}."
+
+
+def check_arguments(
+    hass: HomeAssistant, tool: llm.Tool, arguments: dict[str, Any], assistant: str
+) -> dict[str, Any] | str:
+    """The arguments (repaired where that is safe), or why the call is refused."""
+    args = dict(arguments)
+    parameters = _parameter_names(tool)
+    home = _Home(hass, assistant)
+
+    if "entity_id" in args:
+        ids = args["entity_id"] if isinstance(args["entity_id"], list) else [args["entity_id"]]
+        for entity_id in ids:
+            if not isinstance(entity_id, str) or not is_entity_id(entity_id):
+                return f"entity_id must be an entity id like light.kitchen (or a list of them), not {entity_id!r}."
+            if problem := home.entity_problem(entity_id):
+                return problem
+
+    if not parameters & ENTITY_MATCH_PARAMETERS:
+        return args  # not a tool that matches entities by name (timers, lists, scripts' own fields)
+
+    if "name" in args:
+        name = _one_string(args["name"])
+        if name is None:
+            return f"name must be one device name as a string, not {args['name']!r}."
+        if is_entity_id(name):
+            if problem := home.entity_problem(name):
+                return problem
+            name = home.exposed[name].name  # the model gave the id where the name belongs
+        args["name"] = name
+
+    for key, finder in (("area", _find_area), ("floor", _find_floor)):
+        if key not in args:
+            continue
+        value = _one_string(args[key])
+        if value is None:
+            return f"{key} must be one {key} name as a string, not {args[key]!r}."
+        if problem := finder(hass, value):
+            return problem
+        args[key] = value
+
+    if "domain" in args:
+        domains = args["domain"] if isinstance(args["domain"], list) else [args["domain"]]
+        known = sorted({state.domain for state in home.exposed.values()})
+        for domain in domains:
+            if not isinstance(domain, str) or domain not in known:
+                return f"domain {domain!r} has no exposed device. Domains: {', '.join(known) or 'none'}."
+
+    if "name" in args:
+        return _check_name(hass, home, args)
+    return args
+
+
+def _find_area(hass: HomeAssistant, name: str) -> str | None:
+    registry = ar.async_get(hass)
+    if list(intent.find_areas(name, registry)):
+        return None
+    areas = [area.name for area in registry.async_list_areas()]
+    return f"There is no area {name!r}. Areas: {_suggest(name, areas)}."
+
+
+def _find_floor(hass: HomeAssistant, name: str) -> str | None:
+    registry = fr.async_get(hass)
+    if list(intent.find_floors(name, registry)):
+        return None
+    floors = [floor.name for floor in registry.async_list_floors()]
+    return f"There is no floor {name!r}. Floors: {_suggest(name, floors)}."
+
+
+def _check_name(hass: HomeAssistant, home: _Home, args: dict[str, Any]) -> dict[str, Any] | str:
+    """The named device must be exposed (and in the area, if one is given)."""
+    constraints = intent.MatchTargetsConstraints(
+        name=args["name"], area_name=args.get("area"), floor_name=args.get("floor"), allow_duplicate_names=True
+    )
+    exposed = intent.async_match_targets(hass, constraints, states=list(home.exposed.values()))
+    if exposed.is_match:
+        return args
+    if "area" not in args and "floor" not in args and not _find_area(hass, args["name"]):
+        # Small models often put the room into `name` ("turn off Nappali"): it targets the area.
+        repaired = {key: value for key, value in args.items() if key != "name"}
+        return {**repaired, "area": args["name"]}
+    everywhere = intent.async_match_targets(hass, constraints)
+    if everywhere.is_match:
+        return f"{args['name']!r} is not exposed to you, so you cannot see or control it. Tell the user."
+    where = f" in {args.get('area') or args.get('floor')}" if args.get("area") or args.get("floor") else ""
+    return f"There is no device named {args['name']!r}{where}. Exposed names: {_suggest(args['name'], home.names())}."
+
+
+# ----- the API the model gets ---------------------------------------------------------------------
+
+
+class GuardedAPIInstance(llm.APIInstance):
+    """HA's tools, each call checked first."""
+
+    @override
+    async def async_call_tool(self, tool_input: llm.ToolInput) -> llm.ToolResult:
+        tool = next((tool for tool in self.tools if tool.name == tool_input.tool_name), None)
+        if tool is None:
+            # Models know HA's tools by their old names ("HassTurnOn" for "intent__HassTurnOn").
+            unprefixed = [tool for tool in self.tools if tool.name.partition("__")[2] == tool_input.tool_name]
+            tool = unprefixed[0] if len(unprefixed) == 1 else None
+        if tool is None:
+            names = ", ".join(tool.name for tool in self.tools)
+            return self._refuse(tool_input, f"There is no tool {tool_input.tool_name!r}. Tools: {names}.")
+        if INVALID_ARGUMENTS in tool_input.tool_args:
+            reason = tool_input.tool_args[INVALID_ARGUMENTS]
+            return self._refuse(
+                tool_input,
+                f"The arguments of {tool.name} could not be read ({reason}). Call it again with a JSON object.",
+            )
+        checked = check_arguments(self.api.hass, tool, tool_input.tool_args, self.llm_context.assistant)
+        if isinstance(checked, str):
+            return self._refuse(tool_input, checked)
+        return await super().async_call_tool(llm.ToolInput(tool_name=tool.name, tool_args=checked, id=tool_input.id))
+
+    @staticmethod
+    def _refuse(tool_input: llm.ToolInput, text: str) -> llm.ToolResult:
+        _LOGGER.info("Refused tool call %s(%s): %s", tool_input.tool_name, tool_input.tool_args, text)
+        return refusal(text)
+
+
+@dataclass(slots=True, kw_only=True)
+class HomeAPI(llm.API):
+    """The user's chosen HA LLM APIs, with our live state in place of HA's own home overview."""
+
+    api_ids: list[str]
+
+    @override
+    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
+        inner = await llm.async_get_api(self.hass, self.api_ids, llm_context)
+        prompt = inner.api_prompt
+        # HA's overview (names without states, plus "call GetLiveContext for states") is replaced
+        # by our list with states, which makes that tool's round trip unnecessary.
+        for api_id in self.api_ids:
+            if (overview := ha_llm.async_get_tools(self.hass, llm_context, api_id)) and overview.prompt:
+                prompt = prompt.replace(overview.prompt, "")
+        tools = [tool for tool in inner.tools if not tool.name.endswith("GetLiveContext")]
+        home = async_render_home(self.hass, llm_context.assistant)
+        return GuardedAPIInstance(
+            api=self,
+            api_prompt=f"{prompt.strip()}\n\n{home}",
+            llm_context=llm_context,
+            tools=tools,
+            custom_serializer=inner.custom_serializer,
+        )
+
+
+def home_api(hass: HomeAssistant, api_ids: list[str]) -> HomeAPI:
+    return HomeAPI(hass=hass, id=f"{DOMAIN}:{'|'.join(api_ids)}", name="MicroPi", api_ids=api_ids)

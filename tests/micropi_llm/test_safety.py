@@ -1,0 +1,231 @@
+"""The model acts only on exposed entities; malformed calls are repaired when safe, else refused (never run)."""
+
+from typing import Any
+
+import pytest
+from homeassistant.components import conversation
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from bench.ollama_wire import OllamaWireServer, Reply
+from custom_components.micropi_llm.safety import loads_lenient, parse_text_tool_calls, repair_arguments
+
+from .home import Home, async_ask, call, script, speech, tool_results
+
+
+async def _one_call(hass: HomeAssistant, wire: OllamaWireServer, tool: str, **arguments: Any) -> dict[str, Any]:
+    """The model makes one tool call, then answers; returns the tool result it got back."""
+    wire.responder = script(Reply("", tool_calls=[call(tool, **arguments)]), Reply("Rendben."))
+    result = await async_ask(hass, "Csináld meg")
+    assert speech(result) == "Rendben."
+    [tool_result] = tool_results(wire.requests[-1])
+    return tool_result
+
+
+async def test_unexposed_target_is_refused_and_left_alone(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    result = await _one_call(hass, wire, "intent__HassTurnOn", name="Garázs lámpa")
+    assert result["error"] == "refused"
+    assert "not exposed" in result["error_text"]
+    assert hass.states.get(home.garage_light).state == "off"
+
+
+@pytest.mark.parametrize("target", ["light.garazs_lampa", ["Garázs lámpa"]])
+async def test_unexposed_target_in_other_forms_is_refused(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry, target: Any
+) -> None:
+    result = await _one_call(hass, wire, "intent__HassTurnOn", name=target, domain=["light"])
+    assert "not exposed" in result["error_text"]
+    assert hass.states.get(home.garage_light).state == "off"
+
+
+async def test_unknown_name_is_refused_with_close_names(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    result = await _one_call(hass, wire, "intent__HassTurnOn", name="Konyha lámpa")
+    assert result["error_text"].startswith("There is no device named 'Konyha lámpa'. Exposed names: Konyhai lámpa")
+    assert hass.states.get(home.kitchen_light).state == "off"
+
+
+async def test_name_in_the_wrong_area_is_refused(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    result = await _one_call(hass, wire, "intent__HassTurnOn", name="Konyhai lámpa", area="Hálószoba")
+    assert "There is no device named 'Konyhai lámpa' in Hálószoba" in result["error_text"]
+    assert hass.states.get(home.kitchen_light).state == "off"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"name": 42}, "name must be one device name as a string, not 42."),
+        ({"name": {"x": 1}}, "name must be one device name as a string"),
+        ({"name": "light.nincs_ilyen"}, "There is no entity light.nincs_ilyen"),
+        ({"area": "Padlás", "domain": ["light"]}, "There is no area 'Padlás'. Areas:"),
+        ({"area": ["Konyha", "Nappali"]}, "area must be one area name as a string"),
+        ({"floor": "Emelet"}, "There is no floor 'Emelet'"),
+        ({"name": "Konyhai lámpa", "domain": ["lock"]}, "domain 'lock' has no exposed device"),
+    ],
+)
+async def test_malformed_targets_are_refused(  # noqa: PLR0917
+    hass: HomeAssistant,
+    wire: OllamaWireServer,
+    home: Home,
+    agent_entry: MockConfigEntry,
+    arguments: dict[str, Any],
+    message: str,
+) -> None:
+    result = await _one_call(hass, wire, "intent__HassTurnOn", **arguments)
+    assert result["error"] == "refused"
+    assert result["error_text"].startswith(message)
+    assert hass.states.get(home.kitchen_light).state == "off"
+    assert hass.states.get(home.living_light).state == "on"
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        {"name": ["Konyhai lámpa"]},  # a one-item list where the name belongs
+        {"name": "light.konyhai_lampa"},  # the entity id where the name belongs
+        {"name": '["Konyhai lámpa"]', "domain": '["light"]'},  # JSON inside strings
+        {"name": "Konyhai lámpa", "area": ["kitchen"], "floor": None, "device_class": ""},  # alias, empty values
+    ],
+)
+async def test_repairable_calls_are_repaired_and_run(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry, arguments: dict[str, Any]
+) -> None:
+    result = await _one_call(hass, wire, "intent__HassTurnOn", **arguments)
+    assert "error" not in result, result
+    assert hass.states.get(home.kitchen_light).state == "on"
+
+
+async def test_tool_by_its_unprefixed_name_is_run(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    result = await _one_call(hass, wire, "HassTurnOn", name="Konyhai lámpa")
+    assert "error" not in result, result
+    assert hass.states.get(home.kitchen_light).state == "on"
+
+
+async def test_room_given_as_the_name_targets_the_room(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    result = await _one_call(hass, wire, "intent__HassTurnOff", name="Nappali", domain=["light"])
+    assert "error" not in result, result
+    assert hass.states.get(home.living_light).state == "off"
+
+
+async def test_unknown_tool_is_refused(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    result = await _one_call(hass, wire, "HassUnlockEverything", name="Bejárat")
+    assert result["error_text"].startswith("There is no tool 'HassUnlockEverything'. Tools: ")
+    assert "intent__HassTurnOn" in result["error_text"]
+
+
+async def test_tool_without_entity_targets_passes(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    result = await _one_call(hass, wire, "llm__GetDateTime")
+    assert "error" not in result and result["date"], result
+
+
+async def test_entity_id_arguments_of_scripts_must_be_exposed(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    assert await async_setup_component(
+        hass,
+        "script",
+        {
+            "script": {
+                "villogtatas": {
+                    "alias": "Villogtatás",
+                    "description": "Flash a light",
+                    "fields": {"entity_id": {"description": "The light", "selector": {"entity": {"domain": "light"}}}},
+                    "sequence": [{"action": "light.turn_on", "target": {"entity_id": "{{ entity_id }}"}}],
+                }
+            }
+        },
+    )
+    async_expose_entity(hass, conversation.DOMAIN, "script.villogtatas", True)
+    result = await _one_call(hass, wire, "script__villogtatas", entity_id="light.garazs_lampa")
+    assert "not exposed" in result["error_text"]
+    assert hass.states.get(home.garage_light).state == "off"
+    result = await _one_call(hass, wire, "script__villogtatas", entity_id=["light.konyhai_lampa", 7])
+    assert result["error_text"].startswith("entity_id must be an entity id")
+    result = await _one_call(hass, wire, "script__villogtatas", entity_id="light.konyhai_lampa")
+    assert "error" not in result, result
+    await hass.async_block_till_done()
+    assert hass.states.get(home.kitchen_light).state == "on"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '[TOOL_CALLS]intent__HassTurnOn[ARGS]{"name": "Konyhai lámpa", "domain": ["light"],}',
+        '```json\n{"name": "intent__HassTurnOn", "arguments": {"name": "Konyhai lámpa"}}\n```',
+        '[TOOL_CALLS] [{"name": "intent__HassTurnOn", "arguments": {"name": "Konyhai lámpa"}}]',
+        "<tool_call>{'name': 'intent__HassTurnOn', 'arguments': {'name': 'Konyhai lámpa'}}</tool_call>",
+    ],
+)
+async def test_tool_call_written_as_text_is_run_not_spoken(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry, text: str
+) -> None:
+    wire.responder = script(Reply(text), Reply("Felkapcsoltam."))
+    result = await async_ask(hass, "Kapcsold fel a konyhai lámpát")
+    assert speech(result) == "Felkapcsoltam."
+    assert hass.states.get(home.kitchen_light).state == "on"
+    assert "TOOL_CALLS" not in str(wire.requests[-1]["messages"])  # stored as a real tool call
+
+
+async def test_unreadable_tool_call_is_refused_so_the_model_can_retry(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    wire.responder = script(
+        Reply('[TOOL_CALLS]intent__HassTurnOn[ARGS]{"name": "Konyhai'),
+        Reply("", tool_calls=[call("intent__HassTurnOn", name="Konyhai lámpa")]),
+        Reply("Most sikerült."),
+    )
+    result = await async_ask(hass, "Kapcsold fel a konyhai lámpát")
+    assert speech(result) == "Most sikerült."
+    first_result = tool_results(wire.requests[1])[0]
+    assert first_result["error_text"].startswith("The arguments of intent__HassTurnOn could not be read")
+    assert hass.states.get(home.kitchen_light).state == "on"
+
+
+async def test_text_that_only_looks_like_json_is_spoken(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    for text in ("[1] Az első lépés.", '{"answer": 42}'):
+        wire.responder = script(Reply(text))
+        assert speech(await async_ask(hass, "Mondj valamit")) == text
+
+
+def test_lenient_json() -> None:
+    assert loads_lenient('{"a": [1, 2,], }') == {"a": [1, 2]}
+    assert loads_lenient('{"a": {"b": 1') == {"a": {"b": 1}}
+    assert loads_lenient("{'a': True, 'b': None}") == {"a": True, "b": None}
+    with pytest.raises(ValueError, match="not valid JSON"):
+        loads_lenient("{a: b}")
+
+
+def test_repair_arguments() -> None:
+    assert repair_arguments('{"name": "x"}') == {"name": "x"}
+    assert repair_arguments("") == {}
+    assert "__micropi_invalid_arguments__" in repair_arguments("{nope")
+    assert "__micropi_invalid_arguments__" in repair_arguments(["a"])
+    assert repair_arguments({"a": "{broken", "b": "[1]"}) == {"a": "{broken", "b": [1]}
+
+
+def test_parse_text_tool_calls() -> None:
+    assert parse_text_tool_calls("Szia!") is None
+    assert parse_text_tool_calls("[]") is None
+    assert parse_text_tool_calls("{not json at all") is None
+    [unreadable] = parse_text_tool_calls('{"name": "intent__HassTurnOn", "arguments": {"name": x}}') or []
+    assert unreadable.tool_name == "intent__HassTurnOn"
+    assert "__micropi_invalid_arguments__" in unreadable.tool_args
+    [a, b] = parse_text_tool_calls('[TOOL_CALLS]A[ARGS]{}[TOOL_CALLS]B[ARGS]{"x": 1}') or []
+    assert (a.tool_name, a.tool_args, b.tool_name, b.tool_args) == ("A", {}, "B", {"x": 1})
