@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs, from Debian's packages, the services that the tests start and stop themselves:
-# PostgreSQL (hosting's production database) and dockerd (hosting's docker runtime).
+# PostgreSQL (hosting's production database) and dockerd (hosting's docker runtime); also
+# busybox-static (the docker tests' stand-in HA image is built from its one static binary) and the
+# `docker compose` v2 CLI plugin (the compose.yaml test), taken from Debian sid (it needs only libc6
+# >= 2.34) with a private apt state and unpacked into ~/.docker/cli-plugins, the host untouched.
 #
 #   bash scripts/services.sh install   # no-op when they are already there
 set -euo pipefail
@@ -8,9 +11,33 @@ set -euo pipefail
 need=()
 [ -x /usr/lib/postgresql/*/bin/postgres ] 2>/dev/null || compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+
+# shellcheck source=scripts/debian-sid.sh
+source "$(dirname "${BASH_SOURCE[0]}")/debian-sid.sh"
+COMPOSE_PLUGIN=${DOCKER_CONFIG:-$HOME/.docker}/cli-plugins/docker-compose
+install_compose_plugin() {
+    [ -x "$COMPOSE_PLUGIN" ] && return 0
+    command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null || {
+        echo "services: no docker compose plugin; install it (https://docs.docker.com/compose/install/)" >&2
+        return 1
+    }
+    local cache=${MICROPI_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/micropi}/compose work
+    echo "services: fetching the docker compose plugin from Debian sid" >&2
+    # Called in an `||` list, where `set -e` does not apply: every step checks for itself.
+    mkdir -p "$cache" && work=$(mktemp -d "$cache/work.XXXXXX") || return 1
+    sid_download "$cache" "$work" docker-compose && (cd "$work" && dpkg-deb -x docker-compose_*.deb root) \
+        && mkdir -p "$(dirname "$COMPOSE_PLUGIN")" \
+        && install -m 0755 "$work/root/usr/libexec/docker/cli-plugins/docker-compose" "$COMPOSE_PLUGIN"
+    local status=$?
+    rm -rf "$work"
+    return $status
+}
 
 case "${1:-}" in
     install)
+        # Only the compose.yaml test needs it: a failure here is reported, not fatal.
+        install_compose_plugin || echo "services: could not install the docker compose plugin" >&2
         [ ${#need[@]} -eq 0 ] && exit 0
         if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
             echo "services: missing ${need[*]}; install them (Debian: apt-get install ${need[*]}) and run again" >&2

@@ -19,7 +19,9 @@ VENV=$ROOT/.venv
 VENV_HA=$ROOT/.venv-ha
 MIN_PY=3.14.2
 PY_SERIES=3.14
-DEBIAN_MIRROR=${MICROPI_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+
+# shellcheck source=scripts/debian-sid.sh
+source "$ROOT/scripts/debian-sid.sh"
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -53,31 +55,24 @@ sid_python() { echo "$sid_root/usr/bin/python$PY_SERIES"; }
 build_sid_python() {
     command -v apt-get >/dev/null && command -v dpkg-deb >/dev/null \
         || die "no python >= $MIN_PY found, uv could not install one, and this is not a Debian/Ubuntu machine; install Python $MIN_PY+ and set MICROPI_PYTHON"
-    local arch triplet loader keyring
+    local arch triplet loader
     arch=$(dpkg --print-architecture)
     case $arch in
         amd64) triplet=x86_64-linux-gnu; loader=ld-linux-x86-64.so.2 ;;
         arm64) triplet=aarch64-linux-gnu; loader=ld-linux-aarch64.so.1 ;;
         *) die "unsupported architecture $arch for the Debian fallback; install Python $MIN_PY+ and set MICROPI_PYTHON" ;;
     esac
-    keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-    [ -f "$keyring" ] || die "$keyring is missing (apt-get install debian-archive-keyring), needed to verify Debian's packages"
     log "fetching Debian sid's python$PY_SERIES into $CACHE/sid (one time, about 10 s)"
-    local apt=$CACHE/sid/apt work
-    mkdir -p "$apt/lists/partial" "$apt/cache/archives/partial"
-    echo "deb [signed-by=$keyring] $DEBIAN_MIRROR sid main" >"$apt/sources.list"
-    local opts=(-o "Dir::Etc::SourceList=$apt/sources.list" -o Dir::Etc::SourceParts=/dev/null
-        -o "Dir::State::Lists=$apt/lists" -o "Dir::Cache=$apt/cache" -o Dir::State::status=/dev/null
-        -o "APT::Architecture=$arch" -o Debug::NoLocking=1 -o APT::Sandbox::User=root)
-    apt-get "${opts[@]}" -qq update || die "apt-get update of Debian sid failed; check access to $DEBIAN_MIRROR"
+    local work
+    mkdir -p "$CACHE/sid"
     work=$(mktemp -d "$CACHE/sid/work.XXXXXX")
     # The interpreter, its stdlib, venv and headers, and every library they load, sid's own builds.
-    (cd "$work" && apt-get "${opts[@]}" -qq download \
+    sid_download "$CACHE/sid" "$work" \
         "python$PY_SERIES" "python$PY_SERIES-minimal" "libpython$PY_SERIES-stdlib" "libpython$PY_SERIES-minimal" \
         "libpython$PY_SERIES" "python$PY_SERIES-venv" "python$PY_SERIES-dev" "libpython$PY_SERIES-dev" \
         python3-pip-whl python3-setuptools-whl libc6 libssl3t64 libbz2-1.0 libdb5.3t64 libffi8 liblzma5 \
         libncursesw6 libreadline8t64 libsqlite3-0 libtinfo6 libuuid1 libzstd1 libexpat1 zlib1g libgcc-s1 \
-        media-types tzdata netbase 2>/dev/null) || die "apt-get download from Debian sid failed"
+        media-types tzdata netbase || die "could not fetch Debian sid's python$PY_SERIES (see above)"
     mkdir -p "$work/root"
     for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
     local r=$work/root lib=$work/root/usr/lib/$triplet stdlib=$work/root/usr/lib/python$PY_SERIES

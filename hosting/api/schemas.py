@@ -1,0 +1,151 @@
+"""Request schemas (voluptuous) and response schemas (JSON Schema, for the OpenAPI document)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import voluptuous as vol
+
+MIN_PASSWORD_LENGTH = 10
+MAX_PASSWORD_LENGTH = 1024  # argon2 takes any length; a bound keeps hashing cost bounded
+
+
+def email_address(value: Any) -> str:
+    """An email address, trimmed and lowercased (accounts are matched case-insensitively)."""
+    if not isinstance(value, str):
+        raise vol.Invalid("expected an email address (a string)")
+    address: str = value.strip().lower()
+    if len(address) > 320:
+        raise vol.Invalid("an email address is at most 320 characters")
+    try:
+        vol.Email()(address)  # raises on a malformed address
+    except vol.Invalid:
+        raise vol.Invalid("expected an email address like name@example.com") from None
+    return address
+
+
+def new_password(value: Any) -> str:
+    if not isinstance(value, str):
+        raise vol.Invalid("expected a password (a string)")
+    if len(value) < MIN_PASSWORD_LENGTH:
+        raise vol.Invalid(f"the password needs at least {MIN_PASSWORD_LENGTH} characters")
+    if len(value) > MAX_PASSWORD_LENGTH:
+        raise vol.Invalid(f"the password may have at most {MAX_PASSWORD_LENGTH} characters")
+    return value
+
+
+# A password being checked (not set): any non-empty string of bounded length.
+PASSWORD = vol.All(str, vol.Length(min=1, max=MAX_PASSWORD_LENGTH))
+OPAQUE_TOKEN = vol.All(str, vol.Length(min=1, max=512))
+
+SIGNUP = vol.Schema(
+    {
+        vol.Required("email", description="your email address; also your HA login"): email_address,
+        vol.Required("password", description="at least 10 characters; also your HA password"): new_password,
+    }
+)
+LOGIN = vol.Schema({vol.Required("email"): email_address, vol.Required("password"): PASSWORD})
+REFRESH = vol.Schema({vol.Required("refresh_token"): OPAQUE_TOKEN})
+LOGOUT = vol.Schema(
+    {vol.Required("refresh_token", description="the refresh token to revoke with its family"): OPAQUE_TOKEN}
+)
+CHANGE_PASSWORD = vol.Schema({vol.Required("current_password"): PASSWORD, vol.Required("new_password"): new_password})
+DELETE_ACCOUNT = vol.Schema({vol.Required("password", description="your password again, to confirm"): PASSWORD})
+UPGRADE = vol.Schema(
+    {vol.Optional("image", description="image to run; default: the configured one"): vol.All(str, vol.Length(1, 255))}
+)
+PAGE = vol.Schema(
+    {
+        vol.Optional("limit", default=100): vol.All(vol.Coerce(int), vol.Range(min=1, max=1000)),
+        vol.Optional("offset", default=0): vol.All(vol.Coerce(int), vol.Range(min=0)),
+    }
+)
+
+# JSON Schemas of the responses (OpenAPI components).
+_TIME = {"type": "string", "format": "date-time"}
+RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
+    "Error": {
+        "type": "object",
+        "required": ["error", "request_id"],
+        "properties": {
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+            },
+            "request_id": {"type": "string"},
+        },
+    },
+    "User": {
+        "type": "object",
+        "required": ["id", "email", "role", "created_at"],
+        "properties": {
+            "id": {"type": "string"},
+            "email": {"type": "string", "format": "email"},
+            "role": {"type": "string", "enum": ["user", "operator"]},
+            "created_at": _TIME,
+        },
+    },
+    "Tokens": {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in"],
+        "properties": {
+            "access_token": {"type": "string", "description": "HS256 JWT; send as `Authorization: Bearer`"},
+            "token_type": {"type": "string", "const": "Bearer"},
+            "expires_in": {"type": "integer"},
+            "refresh_token": {"type": "string", "description": "single use; /api/auth/refresh returns a new one"},
+            "refresh_expires_in": {"type": "integer"},
+        },
+    },
+    "Instance": {
+        "type": "object",
+        "required": ["id", "status", "status_reason", "url", "health"],
+        "properties": {
+            "id": {"type": "string"},
+            "user_id": {"type": "string"},
+            "name": {"type": "string"},
+            "status": {"type": "string", "enum": ["provisioning", "ready", "error", "stopped", "deleting"]},
+            "status_reason": {"type": "string"},
+            "url": {"type": "string"},
+            "port": {"type": "integer"},
+            "image": {"type": "string"},
+            "health": {"type": "string"},
+            "restart_count": {"type": "integer"},
+            "created_at": _TIME,
+            "updated_at": _TIME,
+        },
+    },
+    "SignupResult": {
+        "type": "object",
+        "required": ["user", "tokens", "instance"],
+        "properties": {
+            "user": {"$ref": "#/components/schemas/User"},
+            "tokens": {"$ref": "#/components/schemas/Tokens"},
+            "instance": {"oneOf": [{"$ref": "#/components/schemas/Instance"}, {"type": "null"}]},
+        },
+    },
+    "UserList": {
+        "type": "object",
+        "required": ["users", "total"],
+        "properties": {
+            "users": {"type": "array", "items": {"$ref": "#/components/schemas/User"}},
+            "total": {"type": "integer"},
+        },
+    },
+    "InstanceList": {
+        "type": "object",
+        "required": ["instances"],
+        "properties": {"instances": {"type": "array", "items": {"$ref": "#/components/schemas/Instance"}}},
+    },
+    "Health": {
+        "type": "object",
+        "required": ["status", "version", "database", "runtime", "uptime_seconds"],
+        "properties": {
+            "status": {"type": "string", "enum": ["ok", "degraded"]},
+            "version": {"type": "string"},
+            "database": {"type": "object", "properties": {"ok": {"type": "boolean"}, "detail": {"type": "string"}}},
+            "runtime": {"type": "object", "properties": {"ok": {"type": "boolean"}, "detail": {"type": "string"}}},
+            "uptime_seconds": {"type": "number"},
+        },
+    },
+}

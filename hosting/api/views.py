@@ -1,0 +1,28 @@
+"""How rows are shown in API responses (never a hash, token or encrypted secret)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hosting.db.models import Instance, User
+
+
+def user_view(user: User) -> dict[str, Any]:
+    return {"id": user.id, "email": user.email, "role": user.role, "created_at": user.created_at.isoformat()}
+
+
+def instance_view(instance: Instance) -> dict[str, Any]:
+    return {
+        "id": instance.id,
+        "user_id": instance.user_id,
+        "name": instance.name,
+        "status": instance.status,
+        "status_reason": instance.status_reason,
+        "url": instance.url,
+        "port": instance.port,
+        "image": instance.image,
+        "health": instance.health,
+        "restart_count": instance.restart_count,
+        "created_at": instance.created_at.isoformat(),
+        "updated_at": instance.updated_at.isoformat(),
+    }

@@ -1,0 +1,107 @@
+"""One error shape for every failure: `{"error": {"code", "message"}, "request_id"}` with an honest status.
+
+Handlers raise `ApiError`; the middleware turns it, aiohttp's own HTTP errors (404, 405, 413, ...) and
+anything unexpected into that shape. Every response carries `X-Request-ID`, which is also in the logs.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import uuid
+from collections.abc import Mapping
+
+import asyncpg
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+_LOGGER = logging.getLogger(__name__)
+
+REQUEST_ID_KEY = web.RequestKey("request_id", str)
+REQUEST_ID_HEADER = "X-Request-ID"
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+
+# Codes for aiohttp's own HTTP errors.
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    503: "unavailable",
+}
+
+
+# The database is unreachable, gone or shutting down (asyncpg raises some of these unwrapped on connect).
+_DATABASE_DOWN = (
+    OperationalError,
+    PoolTimeoutError,
+    ConnectionError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+
+
+class ApiError(Exception):
+    """An expected failure, sent to the client as it is."""
+
+    def __init__(self, status: int, code: str, message: str, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def error_response(
+    request: web.Request, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    body = {"error": {"code": code, "message": message}, "request_id": request.get(REQUEST_ID_KEY, "")}
+    return web.json_response(body, status=status, headers=headers)
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # A caller's own request id is kept when harmless (for tracing across services), else a fresh one.
+    incoming = request.headers.get(REQUEST_ID_HEADER, "")
+    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
+    request[REQUEST_ID_KEY] = request_id
+    try:
+        response = await handler(request)
+    except ApiError as err:
+        response = error_response(request, err.status, err.code, err.message, err.headers)
+    except web.HTTPException as err:
+        if err.status < 400:  # redirects and 2xx raised as exceptions pass through
+            raise
+        message = err.text if err.text and err.text != f"{err.status}: {err.reason}" else err.reason
+        if err.status in (404, 405):
+            message = f"{message}: {request.method} {request.path}; the API is described at /api/openapi.json"
+        headers = {k: v for k, v in err.headers.items() if k in {"Allow", "Retry-After"}}
+        response = error_response(request, err.status, _HTTP_CODES.get(err.status, "http_error"), message, headers)
+    except _DATABASE_DOWN as err:
+        _LOGGER.warning("request %s: database unavailable: %s", request_id, type(err).__name__)
+        response = error_response(
+            request, 503, "database_unavailable", "the database is unreachable; try again shortly"
+        )
+    except DBAPIError as err:
+        if not err.connection_invalidated:
+            _LOGGER.exception("request %s failed", request_id)
+            response = error_response(request, 500, "internal_error", "unexpected error; quote the request id")
+        else:
+            response = error_response(request, 503, "database_unavailable", "the database connection was lost")
+    except Exception:
+        _LOGGER.exception("request %s failed", request_id)
+        response = error_response(request, 500, "internal_error", "unexpected error; quote the request id to support")
+    if not response.prepared:  # a streamed response (download, WebSocket) has sent its headers already
+        response.headers[REQUEST_ID_HEADER] = request_id
+    return response

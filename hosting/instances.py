@@ -1,0 +1,398 @@
+"""`InstanceManager`: the one place for the lifecycle of users' Home Assistant instances.
+
+Sign-up -> `ensure_for_user` (port from the pool, row `provisioning`, background provisioning task)
+-> `ready` with its URL, or `error` with the reason. Operations (start, stop, restart, upgrade, backup,
+restore, delete) take the instance's lock; one asked while the instance is being provisioned gets
+`InstanceBusy` (409), except delete, which cancels provisioning first. Reconciliation (at `open()` and
+every `reconcile_interval` seconds) is in `hosting.reconcile`.
+
+On `close()` background tasks are cancelled and awaited: a cancelled provisioning stays `provisioning`
+in the database and resumes at the next start. The instances themselves keep running (see
+`hosting.runtime.process` for why and how `hass` children survive).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import json
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from hosting import metrics
+from hosting.db.models import Instance, User, new_id
+from hosting.ports import PortPoolExhausted, free_port_count, insert_with_port, port_pool
+from hosting.provision import STEPS, Provisioner, ProvisionError, ProvisionTarget
+from hosting.reconcile import ReconcileReport, reconcile
+from hosting.runtime.base import InstanceSpec, Runtime, RuntimeFailure, RuntimeInstance, ownership_labels
+from hosting.security import SecretBox
+from hosting.settings import Settings
+
+_LOGGER = logging.getLogger(__name__)
+
+__all__ = [
+    "INSTANCE_MANAGER_KEY",
+    "InstanceBusy",
+    "InstanceConfig",
+    "InstanceManager",
+    "InstanceNotFound",
+    "PortPoolExhausted",
+    "create_runtime",
+]
+
+
+class InstanceBusy(Exception):
+    """The instance is being provisioned or deleted; try again when that is over (the API answers 409)."""
+
+
+class InstanceNotFound(LookupError):
+    """No instance with that id."""
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class InstanceConfig:
+    """What the manager takes from the settings."""
+
+    port_range: tuple[int, int] = (8200, 8300)
+    public_host: str = "127.0.0.1"
+    image: str = "micropi/ha:2026.11"
+    memory: str = "512m"
+    cpus: float = 0.5
+    ollama_url: str = "http://127.0.0.1:11434"
+    ollama_api_key: str = ""
+    ollama_model: str = "ministral-3:3b-instruct-2512-q4_K_M"
+    time_zone: str = "Europe/Budapest"
+    reconcile_interval: float = 30.0
+    ready_timeout: float = 300.0  # seconds for a fresh HA to answer
+    backoff_base: float = 10.0  # seconds before the second restart of a dying instance; doubles each time
+    backoff_ceiling: float = 900.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InstanceConfig:
+        return cls(
+            port_range=settings.port_range,
+            public_host=settings.public_host,
+            image=settings.ha_image,
+            memory=settings.ha_memory,
+            cpus=settings.ha_cpus,
+            ollama_url=settings.ollama_url,
+            ollama_api_key=settings.ollama_api_key,
+            ollama_model=settings.ollama_model,
+            time_zone=settings.time_zone,
+            reconcile_interval=settings.reconcile_interval,
+        )
+
+
+def create_runtime(settings: Settings) -> Runtime:
+    if settings.runtime == "docker":
+        from hosting.runtime.docker import DockerRuntime  # noqa: PLC0415  # the docker SDK only when used
+
+        return DockerRuntime(ollama_network=settings.docker_network or None)
+    from hosting.runtime.process import ProcessRuntime  # noqa: PLC0415
+
+    return ProcessRuntime(settings.data_dir / "instances", settings.hass_command)
+
+
+class InstanceManager:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        runtime: Runtime,
+        secrets: SecretBox,
+        config: InstanceConfig,
+    ) -> None:
+        self.sessions = sessions
+        self.runtime = runtime
+        self.secrets = secrets
+        self.config = config
+        self.pool = port_pool(config.port_range)
+        self.orphans: list[RuntimeInstance] = []  # from the last reconciliation, for operators
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._provisioning: dict[str, asyncio.Task[None]] = {}
+        self._reconciler: asyncio.Task[None] | None = None
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, sessions: async_sessionmaker[AsyncSession], secrets: SecretBox
+    ) -> InstanceManager:
+        return cls(sessions, create_runtime(settings), secrets, InstanceConfig.from_settings(settings))
+
+    # ---- service lifecycle ---------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Reconcile once now, then keep reconciling in the background."""
+        self._reconciler = asyncio.create_task(self._reconcile_forever(), name="micropi reconciliation")
+
+    async def close(self) -> None:
+        """Stop background work (provisioning resumes at the next start); instances keep running."""
+        tasks = [*self._provisioning.values(), *([self._reconciler] if self._reconciler else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._reconciler = None
+        await self.runtime.close()
+
+    async def _reconcile_forever(self) -> None:
+        while True:
+            try:
+                await self.reconcile()
+            except Exception:  # one bad round must not end the loop
+                _LOGGER.exception("reconciliation failed; trying again in %s s", self.config.reconcile_interval)
+            await asyncio.sleep(self.config.reconcile_interval)
+
+    async def reconcile(self) -> ReconcileReport:
+        report = await reconcile(self)
+        self.orphans = report.orphans
+        return report
+
+    async def runtime_check(self) -> str:
+        """For /health: the runtime answers (raises when it does not)."""
+        found = await self.runtime.list_instances()
+        return f"{self.runtime.kind}: {len(found)} instance(s)"
+
+    # ---- queries -------------------------------------------------------------------------------------
+
+    async def get(self, instance_id: str) -> Instance:
+        async with self.sessions() as session:
+            instance = await session.get(Instance, instance_id)
+        if instance is None:
+            raise InstanceNotFound(f"no instance {instance_id}")
+        return instance
+
+    async def status(self, user_id: str) -> Instance | None:
+        async with self.sessions() as session:
+            instance: Instance | None = await session.scalar(select(Instance).where(Instance.user_id == user_id))
+        return instance
+
+    def spec_for(self, instance: Instance) -> InstanceSpec:
+        return InstanceSpec(
+            name=instance.name,
+            port=instance.port,
+            image=instance.image or self.config.image,
+            labels=ownership_labels(instance.id, instance.user_id),
+            memory=self.config.memory,
+            cpus=self.config.cpus,
+        )
+
+    def is_busy(self, instance_id: str) -> bool:
+        task = self._provisioning.get(instance_id)
+        return (task is not None and not task.done()) or self._lock(instance_id).locked()
+
+    async def update(self, instance_id: str, **changes: Any) -> None:
+        async with self.sessions() as session, session.begin():
+            instance = await session.get(Instance, instance_id)
+            if instance is not None:
+                for key, value in changes.items():
+                    setattr(instance, key, value)
+
+    def lock(self, instance_id: str) -> asyncio.Lock:
+        """Held by whatever changes the instance (operations, provisioning, reconciliation)."""
+        return self._lock(instance_id)
+
+    def _lock(self, instance_id: str) -> asyncio.Lock:
+        return self._locks.setdefault(instance_id, asyncio.Lock())
+
+    # ---- sign-up and provisioning --------------------------------------------------------------------
+
+    async def ensure_for_user(self, user: User, password: str, time_zone: str | None = None) -> Instance:
+        """The user's instance: made now if they have none (raises PortPoolExhausted when full), then
+        provisioned in the background. Idempotent: a second call returns the same instance."""
+        existing = await self.status(user.id)
+        if existing is None:
+            runtime_kind = self.runtime.kind
+            zone = time_zone or self.config.time_zone
+
+            def make_row(port: int) -> Instance:
+                instance = Instance(id=new_id(), user_id=user.id, port=port, status="provisioning")
+                instance.name = f"micropi-ha-{instance.id[:8]}"
+                instance.url = f"http://{self.config.public_host}:{port}"
+                instance.image = self.config.image if runtime_kind == "docker" else "process"
+                instance.status_reason = "starting Home Assistant"
+                instance.provision_state = json.dumps({"time_zone": zone, "steps": {}})
+                instance.owner_password_encrypted = self.secrets.encrypt(password)
+                return instance
+
+            existing = await insert_with_port(self.sessions, self.pool, make_row)
+            await self._publish_free_ports()
+        if existing.status == "provisioning":
+            self.resume_provisioning(existing.id)
+        return existing
+
+    def resume_provisioning(self, instance_id: str) -> None:
+        """Start (or resume) provisioning in the background unless it is already under way."""
+        task = self._provisioning.get(instance_id)
+        if task is not None and not task.done():
+            return
+        task = asyncio.create_task(self._provision(instance_id), name=f"provision {instance_id}")
+        self._provisioning[instance_id] = task
+        task.add_done_callback(lambda done: self._forget(instance_id, done))
+
+    def _forget(self, instance_id: str, task: asyncio.Task[None]) -> None:
+        if self._provisioning.get(instance_id) is task:
+            del self._provisioning[instance_id]
+
+    async def wait_provisioned(self, instance_id: str) -> Instance:
+        """Wait for background provisioning of the instance (if any) to end; the instance as it is then."""
+        task = self._provisioning.get(instance_id)
+        if task is not None:
+            await asyncio.shield(task)
+        return await self.get(instance_id)
+
+    async def _provision(self, instance_id: str) -> None:
+        async with self._lock(instance_id):
+            instance = await self.get(instance_id)
+            kind = self.runtime.kind
+            state = json.loads(instance.provision_state or "{}")
+            spec = self.spec_for(instance)
+            try:
+                await self.update(instance_id, status="provisioning", status_reason="starting Home Assistant")
+                await self.runtime.ensure_started(spec)
+                await self.runtime.wait_ready(spec, self.config.ready_timeout)
+                await self.update(instance_id, status_reason="setting up Home Assistant", health="healthy")
+                provisioner = Provisioner(
+                    ProvisionTarget(
+                        base_url=f"http://127.0.0.1:{instance.port}",
+                        email=await self._owner_email(instance.user_id),
+                        time_zone=state.get("time_zone") or self.config.time_zone,
+                        ollama_url=self.config.ollama_url,
+                        ollama_model=self.config.ollama_model,
+                        ollama_api_key=self.config.ollama_api_key,
+                    ),
+                    done=state.get("steps", {}),
+                    password=self._decrypt(instance.owner_password_encrypted),
+                    service_token=self._decrypt(instance.ha_token_encrypted),
+                    record=lambda step, data, token: self._record_step(instance_id, step, data, token),
+                )
+                await provisioner.run()
+            except (RuntimeFailure, ProvisionError) as err:
+                await self._provisioning_failed(instance_id, str(err))
+                return
+            except Exception as err:  # recorded on the instance for the user and the operator
+                _LOGGER.exception("provisioning %s failed unexpectedly", instance.name)
+                await self._provisioning_failed(instance_id, f"unexpected error: {type(err).__name__}: {err}")
+                return
+            # The owner exists and the service has its own token: the sign-up password goes.
+            await self.update(
+                instance_id, status="ready", status_reason="", health="healthy", owner_password_encrypted=None
+            )
+            elapsed = (datetime.now(UTC) - instance.created_at).total_seconds()
+            metrics.PROVISIONING_SECONDS.labels(kind).observe(elapsed)
+            _LOGGER.info("%s is ready at %s, %.1f s after sign-up", instance.name, instance.url, elapsed)
+
+    async def _provisioning_failed(self, instance_id: str, reason: str) -> None:
+        _LOGGER.warning("provisioning %s failed: %s", instance_id, reason)
+        metrics.PROVISIONING_FAILURES.labels(self.runtime.kind).inc()
+        await self.update(instance_id, status="error", status_reason=reason)
+
+    async def _record_step(self, instance_id: str, step: str, data: dict[str, Any], token: str | None) -> None:
+        async with self.sessions() as session, session.begin():
+            instance = await session.get(Instance, instance_id)
+            if instance is None:
+                raise ProvisionError("the instance was deleted during provisioning")
+            state = json.loads(instance.provision_state or "{}")
+            state.setdefault("steps", {})[step] = data
+            instance.provision_state = json.dumps(state)
+            instance.status_reason = f"setting up Home Assistant: {step} done"
+            if token is not None:
+                instance.ha_token_encrypted = self.secrets.encrypt(token)
+
+    async def _owner_email(self, user_id: str) -> str:
+        async with self.sessions() as session:
+            user = await session.get(User, user_id)
+        if user is None:
+            raise ProvisionError("the instance's user no longer exists")
+        return user.email
+
+    def _decrypt(self, value: str | None) -> str | None:
+        return None if value is None else self.secrets.decrypt(value)
+
+    async def _publish_free_ports(self) -> None:
+        metrics.FREE_PORTS.set(await free_port_count(self.sessions, self.pool))
+
+    # ---- operations ----------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def _operation(self, instance_id: str) -> AsyncIterator[Instance]:
+        """Hold the instance's lock (waiting for a reconciliation round or another operation to end);
+        refused while it is being provisioned or deleted."""
+        task = self._provisioning.get(instance_id)
+        if task is not None and not task.done():
+            raise InstanceBusy("the instance is being provisioned; try again when it is ready or has failed")
+        async with self._lock(instance_id):
+            instance = await self.get(instance_id)
+            if instance.status == "deleting":
+                raise InstanceBusy("the instance is being deleted")
+            yield instance
+
+    def _provisioned(self, instance: Instance) -> bool:
+        steps = json.loads(instance.provision_state or "{}").get("steps", {})
+        return all(step in steps for step in STEPS)
+
+    async def start(self, instance_id: str) -> None:
+        async with self._operation(instance_id) as instance:
+            await self.runtime.ensure_started(self.spec_for(instance))
+            await self.update(instance_id, status="ready" if self._provisioned(instance) else "provisioning",
+                              status_reason="", health="starting", restart_count=0, next_restart_at=None)  # fmt: skip
+        if not self._provisioned(instance):
+            self.resume_provisioning(instance_id)
+
+    async def stop(self, instance_id: str) -> None:
+        async with self._operation(instance_id) as instance:
+            await self.runtime.stop(instance.name)
+            await self.update(instance_id, status="stopped", status_reason="stopped by an operator", health="stopped")
+
+    async def restart(self, instance_id: str) -> None:
+        """Restart; an instance whose provisioning failed is provisioned again (from where it stopped)."""
+        async with self._operation(instance_id) as instance:
+            if self._provisioned(instance):
+                await self.runtime.restart(self.spec_for(instance))
+                await self.update(instance_id, status="ready", status_reason="", health="starting",
+                                  restart_count=0, next_restart_at=None)  # fmt: skip
+                return
+            await self.update(instance_id, status="provisioning", status_reason="provisioning again")
+        self.resume_provisioning(instance_id)
+
+    async def upgrade(self, instance_id: str, image: str) -> None:
+        """Run the instance on a new image, keeping its data (process runtime: a restart on the current hass)."""
+        async with self._operation(instance_id) as instance:
+            new_image = image if self.runtime.kind == "docker" else instance.image
+            await self.runtime.recreate(dataclasses.replace(self.spec_for(instance), image=new_image))
+            await self.update(instance_id, image=new_image, health="starting")
+
+    async def backup(self, instance_id: str, archive: Path) -> None:
+        async with self._operation(instance_id) as instance:
+            await self.runtime.backup(self.spec_for(instance), archive)
+
+    async def restore(self, instance_id: str, archive: Path) -> None:
+        async with self._operation(instance_id) as instance:
+            await self.runtime.restore(self.spec_for(instance), archive)
+            await self.update(instance_id, health="starting")
+
+    async def delete(self, instance_id: str) -> None:
+        """Remove the instance and its data (provisioning under way is cancelled first)."""
+        task = self._provisioning.get(instance_id)
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        async with self._lock(instance_id):
+            instance = await self.get(instance_id)
+            # Marked first: if the service stops mid-way, reconciliation finishes the deletion.
+            await self.update(instance_id, status="deleting", status_reason="being deleted")
+            await self.runtime.remove(instance.name)
+            async with self.sessions() as session, session.begin():
+                row = await session.get(Instance, instance_id)
+                if row is not None:
+                    await session.delete(row)
+        self._locks.pop(instance_id, None)
+        await self._publish_free_ports()
+
+
+INSTANCE_MANAGER_KEY = web.AppKey("instance_manager", InstanceManager)

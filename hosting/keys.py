@@ -1,0 +1,22 @@
+"""The application's typed keys (`web.AppKey`), in one module so handlers and the factory share them.
+
+`INSTANCE_MANAGER_KEY` lives with its class in `hosting.instances`.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from hosting.ratelimit import SlidingWindowLimiter
+from hosting.security import Passwords, SecretBox
+from hosting.settings import Settings
+
+SETTINGS_KEY = web.AppKey("settings", Settings)
+ENGINE_KEY = web.AppKey("engine", AsyncEngine)
+SESSIONS_KEY = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+SECRET_BOX_KEY = web.AppKey("secret_box", SecretBox)
+PASSWORDS_KEY = web.AppKey("passwords", Passwords)
+# Monotonic time the application started, for /health's uptime.
+STARTED_AT_KEY = web.AppKey("started_at", float)
+LIMITERS_KEY = web.AppKey("rate_limiters", dict[str, SlidingWindowLimiter])

@@ -1,0 +1,52 @@
+"""Prometheus metrics of the hosting service, served at `/metrics`.
+
+They live in the service's own registry (not prometheus-client's global one), so several applications in
+one process (tests) do not collide. Request metrics are observed by a middleware in `hosting.app`;
+`PROVISIONING_SECONDS` by `hosting.instances`; the gauges are refreshed from the database at each scrape.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+
+REQUEST_SECONDS = Histogram(
+    "micropi_http_request_duration_seconds",
+    "Time to answer an HTTP request, by route template (not the raw path, to bound cardinality).",
+    ["method", "route", "status"],
+    registry=REGISTRY,
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+INSTANCES = Gauge("micropi_instances", "Home Assistant instances by status.", ["status"], registry=REGISTRY)
+PROVISIONING_SECONDS = Histogram(
+    "micropi_provisioning_duration_seconds",
+    "Time from sign-up to a ready, onboarded HA (observed once per successful provisioning).",
+    ["runtime"],
+    registry=REGISTRY,
+    buckets=(5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600),
+)
+PROVISIONING_FAILURES = Counter(
+    "micropi_provisioning_failures", "Provisioning attempts that ended in an error.", ["runtime"], registry=REGISTRY
+)
+FREE_PORTS = Gauge(
+    "micropi_free_ports", "Ports of the instance port pool not allocated to any instance.", registry=REGISTRY
+)
+# Set by hosting.reconcile: labelled containers/processes with no instance row (reported, never deleted).
+ORPHAN_INSTANCES = Gauge(
+    "micropi_orphan_instances",
+    "Runtime instances carrying MicroPi's labels that no database row owns.",
+    registry=REGISTRY,
+)
+RATE_LIMITED = Counter(
+    "micropi_rate_limited_requests", "Requests refused by a rate limit.", ["limit"], registry=REGISTRY
+)
+
+
+def exposition() -> bytes:
+    return generate_latest(REGISTRY)

@@ -1,0 +1,362 @@
+"""Provisioning a fresh Home Assistant through HA's own APIs - resumable.
+
+Steps, in order (`STEPS`); each one is recorded when done (`Instance.provision_state`), and a run on a
+half-provisioned instance skips what is recorded, and also what HA itself reports as done (a crash
+between HA doing a step and us recording it), so nothing is repeated:
+
+  owner          POST /api/onboarding/users: the owner account, the user's email as username and the
+                 password they signed up with, language hu
+  core_config    websocket config/core/update (time zone, language hu, metric), then
+                 POST /api/onboarding/core_config
+  analytics      POST /api/onboarding/analytics without opting in: analytics stays off
+  integration    POST /api/onboarding/integration (the last onboarding step)
+  token          websocket auth/long_lived_access_token: the service's own token (stored encrypted)
+  ollama_entry   our `micropi_llm` entry (URL, key, model) through /api/config/config_entries/flow; it
+                 comes with its default agent
+  agent          the agent's conversation entity, looked up in the entity registry
+  assist         the preferred Assist pipeline uses the agent, language hu
+
+A step recorded as done is checked against HA before it is skipped (the token still works, the entry and
+the entity still exist...): HA writes part of its state (users, tokens) a second after a change, so an
+HA killed right then comes back without it, and the step is done again.
+
+The onboarding steps need the owner's own (credential-bearing) session, got with the auth code of the
+owner step or, on a resumed run, through HA's login flow with the still-stored password. That is why the
+caller keeps the password (encrypted) until provisioning has finished, and erases it then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+_LOGGER = logging.getLogger(__name__)
+
+STEPS = ("owner", "core_config", "analytics", "integration", "token", "ollama_entry", "agent", "assist")
+ONBOARDING_STEPS = {"owner": "user", "core_config": "core_config", "analytics": "analytics",
+                    "integration": "integration"}  # fmt: skip
+LANGUAGE = "hu"
+INTEGRATION_DOMAIN = "micropi_llm"
+SERVICE_CLIENT_NAME = "MicroPi hosting"  # what HA lists the service's long-lived token as
+
+
+class ProvisionError(Exception):
+    """A provisioning step failed; the message names the step and why."""
+
+
+@dataclass(frozen=True)
+class ProvisionTarget:
+    base_url: str  # http://127.0.0.1:<port>
+    email: str
+    time_zone: str
+    ollama_url: str
+    ollama_model: str
+    ollama_api_key: str = ""
+
+
+# Persists progress: (step name, data to keep for it, service token when the `token` step made one).
+Recorder = Callable[[str, dict[str, Any], str | None], Awaitable[None]]
+
+
+class Provisioner:
+    def __init__(
+        self,
+        target: ProvisionTarget,
+        *,
+        done: Mapping[str, dict[str, Any]],
+        password: str | None,
+        service_token: str | None,
+        record: Recorder,
+        step_timeout: float = 120.0,
+    ) -> None:
+        self.target = target
+        self.done = dict(done)
+        self._password = password
+        self._service_token = service_token
+        self._record = record
+        self._step_timeout = step_timeout
+        self._session_token: str | None = None
+        self._http: aiohttp.ClientSession | None = None
+        self._client_id = f"{target.base_url}/"
+
+    async def run(self) -> None:
+        async with aiohttp.ClientSession(
+            base_url=self.target.base_url, timeout=aiohttp.ClientTimeout(total=60)
+        ) as self._http:
+            ha_done = await self._onboarding_status()
+            for step in STEPS:
+                try:
+                    async with asyncio.timeout(self._step_timeout):
+                        if await self._still_done(step, ha_done):
+                            continue
+                        _LOGGER.info("provisioning %s: %s", self.target.base_url, step)
+                        data = await getattr(self, f"_step_{step}")()
+                except ProvisionError:
+                    raise
+                except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as err:
+                    raise ProvisionError(f"step {step}: {type(err).__name__}: {err}") from err
+                # The `token` step's record carries the new token: it is stored (encrypted) at once.
+                await self._mark(step, data, self._service_token if step == "token" else None)
+
+    async def _still_done(self, step: str, ha_done: Mapping[str, bool]) -> bool:
+        """Whether the step was done before (recorded by us, or - onboarding - by HA) and HA still has
+        it. HA saves some of its state a moment after changing it, so an HA killed right after a step
+        can come back without it: then the step is done again."""
+        if step in ONBOARDING_STEPS:
+            if not ha_done.get(ONBOARDING_STEPS[step], False):
+                return False
+            if step not in self.done:  # HA did it, the record was lost (a crash in between)
+                await self._mark(step, {"by": "found done in HA"})
+            return True
+        if step not in self.done:
+            return False
+        match step:
+            case "token":
+                async with self._session().get("/api/", headers={"Authorization": f"Bearer {self._token()}"}) as r:
+                    if r.status == 401:  # HA no longer knows it
+                        return False
+                    await _json(r, "check the service's token")
+                    return True
+            case "ollama_entry":
+                entries = await self._get("/api/config/config_entries/entry", params={"domain": INTEGRATION_DOMAIN})
+                return any(entry["entry_id"] == self.done[step]["entry_id"] for entry in entries)
+            case "agent":
+                entities = await self._ws(self._token(), {"type": "config/entity_registry/list"})
+                return any(entity["entity_id"] == self.done[step]["entity_id"] for entity in entities)
+            case "assist":
+                listing = await self._ws(self._token(), {"type": "assist_pipeline/pipeline/list"})
+                preferred = [p for p in listing["pipelines"] if p["id"] == listing.get("preferred_pipeline")]
+                return bool(preferred) and preferred[0]["conversation_engine"] == self.done["agent"]["entity_id"]
+        return True
+
+    async def _mark(self, step: str, data: dict[str, Any], token: str | None = None) -> None:
+        self.done[step] = data
+        await self._record(step, data, token)
+
+    # ---- the steps -----------------------------------------------------------------------------------
+
+    async def _step_owner(self) -> dict[str, Any]:
+        body = {
+            "client_id": self._client_id,
+            "name": self.target.email.split("@", 1)[0],
+            "username": self.target.email,
+            "password": self._require_password(),
+            "language": LANGUAGE,
+        }
+        async with self._session().post("/api/onboarding/users", json=body) as response:
+            if response.status == 403:  # HA made the owner before a crash: log in instead, below
+                return {"by": "found done in HA"}
+            result = await _json(response, "create the owner")
+        self._session_token = await self._exchange_code(result["auth_code"])
+        return {}
+
+    async def _step_core_config(self) -> dict[str, Any]:
+        await self._ws(
+            await self._owner_token(),
+            {"type": "config/core/update", "time_zone": self.target.time_zone, "language": LANGUAGE,
+             "unit_system": "metric"},
+        )  # fmt: skip
+        await self._onboarding_post("core_config", {})
+        return {"time_zone": self.target.time_zone}
+
+    async def _step_analytics(self) -> dict[str, Any]:
+        # Finishing the step without opting in leaves analytics off (HA's default: nothing is sent).
+        await self._onboarding_post("analytics", {})
+        return {}
+
+    async def _step_integration(self) -> dict[str, Any]:
+        await self._onboarding_post(
+            "integration", {"client_id": self._client_id, "redirect_uri": f"{self._client_id}?auth_callback=1"}
+        )
+        return {}
+
+    async def _step_token(self) -> dict[str, Any]:
+        token = await self._ws(
+            await self._owner_token(),
+            {"type": "auth/long_lived_access_token", "client_name": SERVICE_CLIENT_NAME, "lifespan": 3650},
+        )
+        if not isinstance(token, str):
+            raise ProvisionError("step token: HA returned no long-lived token")
+        self._service_token = token
+        self._password = None
+        return {}
+
+    async def _step_ollama_entry(self) -> dict[str, Any]:
+        existing = await self._get("/api/config/config_entries/entry", params={"domain": INTEGRATION_DOMAIN})
+        if existing:
+            return {"entry_id": existing[0]["entry_id"]}
+        answers: dict[str, dict[str, Any]] = {
+            "user": {"url": self.target.ollama_url}
+            | ({"api_key": self.target.ollama_api_key} if self.target.ollama_api_key else {}),
+            "model": {"model": self.target.ollama_model},
+        }
+        result = await self._post(
+            "/api/config/config_entries/flow", {"handler": INTEGRATION_DOMAIN, "show_advanced_options": False}
+        )
+        while True:
+            kind = result.get("type")
+            flow_id = result.get("flow_id")
+            if kind == "create_entry":
+                return {"entry_id": result["result"]["entry_id"]}
+            if kind == "abort":
+                reason = result.get("reason")
+                raise ProvisionError(f"step ollama_entry: the {INTEGRATION_DOMAIN} flow aborted: {reason}")
+            if kind == "progress":  # pulling the model: wait for the flow to move on
+                await asyncio.sleep(1)
+                result = await self._get(f"/api/config/config_entries/flow/{flow_id}")
+                continue
+            if kind != "form":
+                raise ProvisionError(f"step ollama_entry: unexpected flow result {kind!r}")
+            if result.get("errors"):
+                raise ProvisionError(
+                    f"step ollama_entry: form {result.get('step_id')!r} refused the input: {result['errors']} "
+                    f"(is Ollama reachable at {self.target.ollama_url} from the instance?)"
+                )
+            step_id = result.get("step_id", "")
+            if step_id not in answers:
+                raise ProvisionError(f"step ollama_entry: the flow asks for an unknown step {step_id!r}")
+            result = await self._post(f"/api/config/config_entries/flow/{flow_id}", answers.pop(step_id))
+
+    async def _step_agent(self) -> dict[str, Any]:
+        entry_id = self.done["ollama_entry"]["entry_id"]
+        deadline = time.monotonic() + 30
+        while True:  # the entity appears once the entry is set up, a moment after the flow ends
+            entities = await self._ws(self._token(), {"type": "config/entity_registry/list"})
+            for entity in entities:
+                if entity.get("config_entry_id") == entry_id and entity["entity_id"].startswith("conversation."):
+                    return {"entity_id": entity["entity_id"]}
+            if time.monotonic() > deadline:
+                raise ProvisionError(f"step agent: entry {entry_id} made no conversation entity within 30 s")
+            await asyncio.sleep(0.5)
+
+    async def _step_assist(self) -> dict[str, Any]:
+        agent = self.done["agent"]["entity_id"]
+        token = self._token()
+        listing = await self._ws(token, {"type": "assist_pipeline/pipeline/list"})
+        preferred = next((p for p in listing["pipelines"] if p["id"] == listing.get("preferred_pipeline")), None)
+        fields = {
+            "name": "MicroPi",
+            "conversation_engine": agent,
+            "conversation_language": LANGUAGE,
+            "language": LANGUAGE,
+        }
+        if preferred is None:
+            none = dict.fromkeys(("stt_engine", "stt_language", "tts_engine", "tts_language", "tts_voice",
+                                  "wake_word_entity", "wake_word_id"))  # fmt: skip
+            created = await self._ws(token, {"type": "assist_pipeline/pipeline/create", **none, **fields})
+            await self._ws(token, {"type": "assist_pipeline/pipeline/set_preferred", "pipeline_id": created["id"]})
+            return {"pipeline_id": created["id"]}
+        keep = ("stt_engine", "stt_language", "tts_engine", "tts_language", "tts_voice", "wake_word_entity",
+                "wake_word_id", "prefer_local_intents")  # fmt: skip
+        update = {key: preferred[key] for key in keep if key in preferred}
+        await self._ws(
+            token, {"type": "assist_pipeline/pipeline/update", "pipeline_id": preferred["id"], **update, **fields}
+        )
+        return {"pipeline_id": preferred["id"]}
+
+    # ---- HA's APIs -----------------------------------------------------------------------------------
+
+    def _session(self) -> aiohttp.ClientSession:
+        assert self._http is not None
+        return self._http
+
+    def _require_password(self) -> str:
+        if self._password is None:
+            raise ProvisionError(
+                "the owner's password is no longer stored, so the owner cannot log in to finish onboarding; "
+                "delete and re-create the instance"
+            )
+        return self._password
+
+    def _token(self) -> str:
+        if self._service_token is None:
+            raise ProvisionError("the service's long-lived token is missing; the `token` step must run first")
+        return self._service_token
+
+    async def _owner_token(self) -> str:
+        """The owner's session token: from the owner step, or a fresh login with the stored password."""
+        if self._session_token is None:
+            self._session_token = await self._login()
+        return self._session_token
+
+    async def _onboarding_status(self) -> dict[str, bool]:
+        async with self._session().get("/api/onboarding") as response:
+            if response.status == 404:  # fully onboarded: HA no longer serves the onboarding views
+                return dict.fromkeys(ONBOARDING_STEPS.values(), True)
+            steps = await _json(response, "read the onboarding status")
+        return {item["step"]: bool(item["done"]) for item in steps}
+
+    async def _onboarding_post(self, step: str, body: dict[str, Any]) -> None:
+        headers = {"Authorization": f"Bearer {await self._owner_token()}"}
+        async with self._session().post(f"/api/onboarding/{step}", json=body, headers=headers) as response:
+            if response.status == 403 and "already done" in await response.text():
+                return
+            await _json(response, f"finish the onboarding step {step}")
+
+    async def _exchange_code(self, code: str) -> str:
+        form = {"grant_type": "authorization_code", "code": code, "client_id": self._client_id}
+        async with self._session().post("/auth/token", data=form) as response:
+            tokens = await _json(response, "exchange the auth code")
+        return str(tokens["access_token"])
+
+    async def _login(self) -> str:
+        """HA's login flow with the owner's email and password (what a person does in the login form)."""
+        flow = await self._post(
+            "/auth/login_flow",
+            {"client_id": self._client_id, "handler": ["homeassistant", None], "redirect_uri": self._client_id},
+            auth=False,
+        )
+        result = await self._post(
+            f"/auth/login_flow/{flow['flow_id']}",
+            {"client_id": self._client_id, "username": self.target.email, "password": self._require_password()},
+            auth=False,
+        )
+        if result.get("type") != "create_entry":
+            raise ProvisionError(f"the owner could not log in to HA: {result.get('errors') or result.get('reason')}")
+        return await self._exchange_code(result["result"])
+
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {self._token()}"}
+        async with self._session().get(path, params=params, headers=headers) as response:
+            return await _json(response, f"GET {path}")
+
+    async def _post(self, path: str, body: dict[str, Any], *, auth: bool = True) -> Any:
+        headers = {"Authorization": f"Bearer {self._token()}"} if auth else {}
+        async with self._session().post(path, json=body, headers=headers) as response:
+            return await _json(response, f"POST {path}")
+
+    async def _ws(self, token: str, command: dict[str, Any]) -> Any:
+        """One websocket command (a connection each: provisioning sends only a few)."""
+        async with self._session().ws_connect("/api/websocket") as ws:
+            if (await ws.receive_json())["type"] != "auth_required":
+                raise ProvisionError("HA's websocket did not ask for authentication")
+            await ws.send_json({"type": "auth", "access_token": token})
+            if (reply := await ws.receive_json())["type"] != "auth_ok":
+                raise ProvisionError(f"HA's websocket refused the token: {reply.get('message')}")
+            message_id = next(_ids)
+            await ws.send_json({"id": message_id, **command})
+            while True:
+                reply = await ws.receive_json()
+                if reply.get("id") == message_id and reply.get("type") == "result":
+                    break
+        if not reply.get("success"):
+            error = reply.get("error") or {}
+            raise ProvisionError(f"HA refused {command['type']}: {error.get('code')}: {error.get('message')}")
+        return reply.get("result")
+
+
+_ids = itertools.count(1)
+
+
+async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
+    if response.status >= 400:
+        text = (await response.text())[:300]
+        raise ProvisionError(f"HA could not {what}: HTTP {response.status}: {text}")
+    return await response.json()

@@ -1,0 +1,42 @@
+"""In-process sliding-window rate limits (one service process; limits reset on restart, by design)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+
+
+class SlidingWindowLimiter:
+    """At most `limit` hits per key within any `window` seconds."""
+
+    def __init__(self, limit: int, window: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limit = limit
+        self.window = window
+        self._clock = clock
+        self._hits: dict[str, deque[float]] = {}
+        self._calls = 0
+
+    def hit(self, key: str) -> float | None:
+        """Count one attempt for `key`: None when allowed, else the seconds to wait (nothing is counted)."""
+        now = self._clock()
+        hits = self._hits.setdefault(key, deque())
+        while hits and hits[0] <= now - self.window:
+            hits.popleft()
+        if len(hits) >= self.limit:
+            return max(hits[0] + self.window - now, 0.001)
+        hits.append(now)
+        self._calls += 1
+        if self._calls % 1024 == 0:
+            self._forget_idle(now)
+        return None
+
+    def _forget_idle(self, now: float) -> None:
+        # Keeps memory bounded when many distinct IPs or emails pass by.
+        for key in [k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self.window]:
+            del self._hits[key]
+
+
+def retry_after_header(seconds: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}

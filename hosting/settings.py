@@ -1,0 +1,192 @@
+"""The hosting service's configuration: one dataclass, read from environment variables with safe defaults.
+
+Embedded default (nothing set): everything lives in a data directory (`./data`, or `$MICROPI_DATA`):
+a SQLite database, and a JWT secret and a Fernet key generated on first start and kept there with 0600
+permissions. Production sets `MICROPI_DATABASE_URL=postgresql+asyncpg://...`, `MICROPI_JWT_SECRET` and
+`MICROPI_FERNET_KEY` (from a secret store) instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.fernet import Fernet
+
+
+class SettingsError(ValueError):
+    """A configuration value is unusable; the message names the variable and what to set."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    data_dir: Path = Path("data")
+    database_url: str = ""  # empty: the embedded SQLite file in data_dir
+    jwt_secret: str = field(default="", repr=False)
+    fernet_key: str = field(default="", repr=False)
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Seconds aiohttp gives in-flight requests to finish on shutdown.
+    shutdown_timeout: float = 30.0
+
+    access_token_ttl: int = 900  # seconds; short-lived by design, the refresh token renews it
+    refresh_token_ttl: int = 30 * 24 * 3600
+    cors_origins: tuple[str, ...] = ()
+
+    # Sliding-window rate limits: at most N attempts per window, per client IP and per account (email).
+    rate_limit_window: float = 60.0
+    login_limit_per_ip: int = 30
+    login_limit_per_account: int = 10
+    signup_limit_per_ip: int = 10
+    signup_limit_per_account: int = 5
+
+    # argon2id cost for password hashes (argon2-cffi's defaults, RFC 9106 low-memory profile).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 4
+
+    # One HA per user (used by hosting.instances / hosting.runtime).
+    provisioning_enabled: bool = True
+    runtime: str = "process"  # "process" (default, local `hass` processes) or "docker"
+    port_range: tuple[int, int] = (8200, 8300)
+    public_host: str = "127.0.0.1"  # host name users reach their HA at: http://<public_host>:<port>
+    ha_image: str = "micropi/ha:2026.11"
+    ha_memory: str = "512m"
+    ha_cpus: float = 0.5
+    hass_command: str = ""  # empty: .venv-ha/bin/hass next to the project, else `hass` on PATH
+    ollama_url: str = "http://127.0.0.1:11434"
+    ollama_api_key: str = field(default="", repr=False)
+    ollama_model: str = "ministral-3:3b-instruct-2512-q4_K_M"
+    time_zone: str = "Europe/Budapest"
+    reconcile_interval: float = 30.0
+    # docker runtime: a network each HA container joins besides its private one, to reach Ollama by name.
+    docker_network: str = ""
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'hosting.db').resolve()}"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Read `MICROPI_*` variables; secrets missing from the environment are generated into the data dir."""
+        env = os.environ if environ is None else environ
+        data_dir = Path(env.get("MICROPI_DATA", "data"))
+
+        def text(name: str, default: str) -> str:
+            return env.get(name, "").strip() or default
+
+        def number[T: (int, float)](name: str, default: T, kind: type[T]) -> T:
+            raw = env.get(name, "").strip()
+            if not raw:
+                return default
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}; set a number or unset it") from None
+            if value < 0:
+                raise SettingsError(f"{name}={raw!r} must not be negative")
+            return value
+
+        def flag(name: str, default: bool) -> bool:
+            raw = env.get(name, "").strip().lower()
+            if not raw:
+                return default
+            if raw in {"1", "true", "yes", "on"}:
+                return True
+            if raw in {"0", "false", "no", "off"}:
+                return False
+            raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false")
+
+        runtime = text("MICROPI_RUNTIME", "process")
+        if runtime not in {"process", "docker"}:
+            raise SettingsError(f"MICROPI_RUNTIME={runtime!r}: use 'process' or 'docker'")
+
+        jwt_secret = env.get("MICROPI_JWT_SECRET", "").strip()
+        if jwt_secret and len(jwt_secret) < 32:
+            raise SettingsError("MICROPI_JWT_SECRET is shorter than 32 characters; use a long random value")
+        fernet_key = env.get("MICROPI_FERNET_KEY", "").strip()
+        if fernet_key:
+            _check_fernet_key(fernet_key, "MICROPI_FERNET_KEY")
+
+        return cls(
+            data_dir=data_dir,
+            database_url=text("MICROPI_DATABASE_URL", ""),
+            jwt_secret=jwt_secret or load_or_create_secret(data_dir / "jwt_secret", lambda: secrets.token_urlsafe(48)),
+            fernet_key=fernet_key
+            or load_or_create_secret(data_dir / "fernet.key", lambda: Fernet.generate_key().decode()),
+            host=text("MICROPI_HOST", "127.0.0.1"),
+            port=number("MICROPI_PORT", 8080, int),
+            shutdown_timeout=number("MICROPI_SHUTDOWN_TIMEOUT", 30.0, float),
+            access_token_ttl=number("MICROPI_ACCESS_TOKEN_TTL", 900, int),
+            refresh_token_ttl=number("MICROPI_REFRESH_TOKEN_TTL", 30 * 24 * 3600, int),
+            cors_origins=tuple(
+                o.strip().rstrip("/") for o in env.get("MICROPI_CORS_ORIGINS", "").split(",") if o.strip()
+            ),
+            rate_limit_window=number("MICROPI_RATE_LIMIT_WINDOW", 60.0, float),
+            login_limit_per_ip=number("MICROPI_LOGIN_LIMIT_PER_IP", 30, int),
+            login_limit_per_account=number("MICROPI_LOGIN_LIMIT_PER_ACCOUNT", 10, int),
+            signup_limit_per_ip=number("MICROPI_SIGNUP_LIMIT_PER_IP", 10, int),
+            signup_limit_per_account=number("MICROPI_SIGNUP_LIMIT_PER_ACCOUNT", 5, int),
+            argon2_time_cost=max(1, number("MICROPI_ARGON2_TIME_COST", 3, int)),
+            argon2_memory_kib=max(64, number("MICROPI_ARGON2_MEMORY_KIB", 65536, int)),
+            argon2_parallelism=max(1, number("MICROPI_ARGON2_PARALLELISM", 4, int)),
+            provisioning_enabled=flag("MICROPI_PROVISIONING", True),
+            runtime=runtime,
+            port_range=_port_range(text("MICROPI_PORT_RANGE", "8200-8300")),
+            public_host=text("MICROPI_PUBLIC_HOST", "127.0.0.1"),
+            ha_image=text("MICROPI_HA_IMAGE", "micropi/ha:2026.11"),
+            ha_memory=text("MICROPI_HA_MEMORY", "512m"),
+            ha_cpus=number("MICROPI_HA_CPUS", 0.5, float),
+            hass_command=text("MICROPI_HASS", ""),
+            ollama_url=text("MICROPI_OLLAMA_URL", "http://127.0.0.1:11434"),
+            ollama_api_key=env.get("MICROPI_OLLAMA_API_KEY", "").strip(),
+            ollama_model=text("MICROPI_OLLAMA_MODEL", "ministral-3:3b-instruct-2512-q4_K_M"),
+            time_zone=text("MICROPI_TIME_ZONE", "Europe/Budapest"),
+            reconcile_interval=number("MICROPI_RECONCILE_INTERVAL", 30.0, float),
+            docker_network=text("MICROPI_DOCKER_NETWORK", ""),
+        )
+
+
+def _port_range(raw: str) -> tuple[int, int]:
+    try:
+        low, high = (int(part) for part in raw.split("-", 1))
+    except ValueError:
+        raise SettingsError(f"MICROPI_PORT_RANGE={raw!r}: use FIRST-LAST, e.g. 8200-8300") from None
+    if not 1024 <= low <= high <= 65535:
+        raise SettingsError(f"MICROPI_PORT_RANGE={raw!r}: need 1024 <= FIRST <= LAST <= 65535")
+    return low, high
+
+
+def _check_fernet_key(key: str, where: str) -> None:
+    try:
+        if len(base64.urlsafe_b64decode(key.encode())) != 32:
+            raise ValueError
+    except ValueError:
+        raise SettingsError(
+            f"{where} is not a Fernet key (32 url-safe base64 bytes); make one with "
+            "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`"
+        ) from None
+
+
+def load_or_create_secret(path: Path, generate: Callable[[], str]) -> str:
+    """The secret kept in `path`; made on first start, readable by the owner only (0600)."""
+    if path.exists():
+        value = path.read_text().strip()
+        if not value:
+            raise SettingsError(f"{path} is empty; delete it to have a new secret generated")
+        return value
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = generate()
+    # O_EXCL: two processes starting at once never overwrite each other's fresh secret.
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return load_or_create_secret(path, generate)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value

@@ -1,0 +1,98 @@
+"""Fixtures of the edge tests: the real hosting service (SQLite, loopback) with its device service, owners
+signed up through the real API, and paired devices."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+from cryptography.fernet import Fernet
+
+from hosting.app import create_app
+from hosting.devices import DEVICES_KEY, DeviceService, DeviceSettings
+from hosting.settings import Settings
+
+
+@dataclass
+class Owner:
+    email: str
+    access_token: str
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access_token}"}
+
+
+class Hosting:
+    """The running service: an HTTP client on it, its URL and its device service."""
+
+    def __init__(self, client: TestClient[Any, Any]) -> None:
+        self.client = client
+        self.url = str(client.make_url("")).rstrip("/")
+        self.devices: DeviceService = client.app[DEVICES_KEY]
+
+    async def sign_up(self, email: str | None = None) -> Owner:
+        email = email or f"owner-{uuid.uuid4().hex[:8]}@example.com"
+        response = await self.client.post("/api/auth/signup", json={"email": email, "password": "correct horse 1"})
+        assert response.status == 201, await response.text()
+        return Owner(email, (await response.json())["tokens"]["access_token"])
+
+    async def pairing_code(self, owner: Owner, name: str = "Living room Pi") -> str:
+        response = await self.client.post("/api/devices/pairing-codes", json={"name": name}, headers=owner.headers)
+        assert response.status == 201, await response.text()
+        code: str = (await response.json())["code"]
+        return code
+
+    async def pair(self, owner: Owner, name: str = "Living room Pi") -> dict[str, Any]:
+        """Pairs a device the way `micropi-edge pair` does; returns the response (device and token)."""
+        code = await self.pairing_code(owner, name)
+        response = await self.client.post("/api/devices/pair", json={"code": code})
+        assert response.status == 201, await response.text()
+        result: dict[str, Any] = await response.json()
+        return result
+
+    async def list_devices(self, owner: Owner) -> list[dict[str, Any]]:
+        response = await self.client.get("/api/devices", headers=owner.headers)
+        assert response.status == 200, await response.text()
+        devices: list[dict[str, Any]] = (await response.json())["devices"]
+        return devices
+
+
+def device_settings(**changes: Any) -> DeviceSettings:
+    """Test settings: relay endpoints on free ephemeral ports of 127.0.0.1."""
+    base: dict[str, Any] = {"relay_ports": None, "relay_bind_host": "127.0.0.1", "relay_ha_host": "127.0.0.1"}
+    return DeviceSettings(**{**base, **changes})
+
+
+@pytest.fixture
+def hosting_settings(tmp_path: Path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hosting.db'}",
+        jwt_secret=uuid.uuid4().hex * 2,
+        fernet_key=Fernet.generate_key().decode(),
+        provisioning_enabled=False,
+        reconcile_interval=3600,
+    )
+
+
+@pytest.fixture
+def devices_config() -> DeviceSettings:
+    return device_settings()
+
+
+@pytest.fixture
+async def hosting(hosting_settings: Settings, devices_config: DeviceSettings) -> AsyncIterator[Hosting]:
+    app = create_app(hosting_settings)
+    app[DEVICES_KEY].settings = devices_config
+    client: TestClient[Any, Any] = TestClient(TestServer(app, host="127.0.0.1"))
+    await client.start_server()
+    try:
+        yield Hosting(client)
+    finally:
+        await client.close()

@@ -1,0 +1,63 @@
+"""Small client-side steps the hosting tests share (real HTTP requests against the running app)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+from sqlalchemy import update
+
+from hosting.db.models import OPERATOR_ROLE, User
+from hosting.keys import SESSIONS_KEY
+
+PASSWORD = "correct horse battery"
+SETTLE_TIMEOUT = 60.0
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def sign_up(client: TestClient[Any, Any], email: str, password: str = PASSWORD) -> dict[str, Any]:
+    response = await client.post("/api/auth/signup", json={"email": email, "password": password})
+    body: dict[str, Any] = await response.json()
+    assert response.status == 201, body
+    return body
+
+
+async def log_in(client: TestClient[Any, Any], email: str, password: str = PASSWORD) -> dict[str, Any]:
+    response = await client.post("/api/auth/login", json={"email": email, "password": password})
+    body: dict[str, Any] = await response.json()
+    assert response.status == 200, body
+    return body
+
+
+async def make_operator(client: TestClient[Any, Any], email: str) -> dict[str, Any]:
+    """A signed-up account promoted to operator in the database (as `create-operator` does), then logged in."""
+    signed = await sign_up(client, email)
+    async with client.app[SESSIONS_KEY]() as session, session.begin():
+        await session.execute(update(User).where(User.id == signed["user"]["id"]).values(role=OPERATOR_ROLE))
+    return await log_in(client, email)
+
+
+async def settled_instance(client: TestClient[Any, Any], access_token: str) -> dict[str, Any]:
+    """The caller's instance once background provisioning has ended (ready or error)."""
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    while True:
+        response = await client.get("/api/me/instance", headers=bearer(access_token))
+        body: dict[str, Any] = await response.json()
+        assert response.status == 200, body
+        if body["status"] != "provisioning":
+            return body
+        assert time.monotonic() < deadline, f"still provisioning after {SETTLE_TIMEOUT} s: {body}"
+        await asyncio.sleep(0.1)
+
+
+def assert_error(body: Any, code: str) -> None:
+    """The one error shape, with the expected code."""
+    assert set(body) == {"error", "request_id"}, body
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"], body
+    assert body["request_id"], body

@@ -1,0 +1,79 @@
+"""Settings from the environment: safe defaults, secrets generated once and kept 0600, clear errors."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography.fernet import Fernet
+
+from hosting.security import SecretBox
+from hosting.settings import Settings, SettingsError
+
+
+def test_embedded_defaults_generate_and_keep_secrets(tmp_path: Path) -> None:
+    env = {"MICROPI_DATA": str(tmp_path / "data")}
+    first = Settings.from_env(env)
+    assert first.effective_database_url == f"sqlite+aiosqlite:///{(tmp_path / 'data' / 'hosting.db').resolve()}"
+    assert first.runtime == "process"
+    assert first.port_range == (8200, 8300)
+    assert first.host == "127.0.0.1"  # loopback unless told otherwise
+    assert first.cors_origins == ()
+    for name in ("jwt_secret", "fernet.key"):
+        mode = stat.S_IMODE((tmp_path / "data" / name).stat().st_mode)
+        assert mode == 0o600, name
+    SecretBox(first.fernet_key)  # a usable key
+    assert len(first.jwt_secret) >= 32
+    second = Settings.from_env(env)
+    assert (second.jwt_secret, second.fernet_key) == (first.jwt_secret, first.fernet_key)
+    assert first.jwt_secret not in repr(first)  # secrets never end up in logs through repr
+
+
+def test_production_values_from_the_environment(tmp_path: Path) -> None:
+    key = Fernet.generate_key().decode()
+    settings = Settings.from_env(
+        {
+            "MICROPI_DATA": str(tmp_path),
+            "MICROPI_DATABASE_URL": "postgresql+asyncpg://micropi@db/micropi",
+            "MICROPI_JWT_SECRET": "s" * 40,
+            "MICROPI_FERNET_KEY": key,
+            "MICROPI_RUNTIME": "docker",
+            "MICROPI_PORT_RANGE": "9000-9009",
+            "MICROPI_CORS_ORIGINS": "https://a.example.com/, https://b.example.com",
+            "MICROPI_PROVISIONING": "false",
+        }
+    )
+    assert settings.effective_database_url == "postgresql+asyncpg://micropi@db/micropi"
+    assert settings.jwt_secret == "s" * 40
+    assert settings.fernet_key == key
+    assert settings.runtime == "docker"
+    assert settings.port_range == (9000, 9009)
+    assert settings.cors_origins == ("https://a.example.com", "https://b.example.com")
+    assert settings.provisioning_enabled is False
+    assert not (tmp_path / "jwt_secret").exists()  # nothing generated when the environment has it
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "mentioned"),
+    [
+        ("MICROPI_PORT", "eighty", "MICROPI_PORT"),
+        ("MICROPI_PORT_RANGE", "9000", "FIRST-LAST"),
+        ("MICROPI_PORT_RANGE", "9010-9000", "FIRST <= LAST"),
+        ("MICROPI_RUNTIME", "kubernetes", "process"),
+        ("MICROPI_JWT_SECRET", "short", "32"),
+        ("MICROPI_FERNET_KEY", "not-a-key", "Fernet.generate_key"),
+        ("MICROPI_PROVISIONING", "maybe", "true or false"),
+        ("MICROPI_ACCESS_TOKEN_TTL", "-5", "negative"),
+    ],
+)
+def test_bad_values_say_what_to_do(tmp_path: Path, name: str, value: str, mentioned: str) -> None:
+    with pytest.raises(SettingsError, match=mentioned):
+        Settings.from_env({"MICROPI_DATA": str(tmp_path), name: value})
+
+
+def test_an_emptied_secret_file_is_an_error_not_a_new_secret(tmp_path: Path) -> None:
+    Settings.from_env({"MICROPI_DATA": str(tmp_path)})
+    (tmp_path / "jwt_secret").write_text("")
+    with pytest.raises(SettingsError, match="empty"):
+        Settings.from_env({"MICROPI_DATA": str(tmp_path)})
