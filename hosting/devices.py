@@ -9,6 +9,7 @@ pending codes; the owner asks again). Device tokens are random, stored only as S
 The first time a paired device connects to the relay, its owner's HA gets a Wyoming satellite entry
 pointing at the device's relay endpoint, through HA's own config-flow REST API, plus an Assist pipeline in
 the owner's language with our agent and the central speech-to-text and text-to-speech Wyoming services.
+Revoking a device removes its satellite entry, and the pipeline once no other device of the owner uses it.
 """
 
 from __future__ import annotations
@@ -202,6 +203,9 @@ class DeviceService:
         self._pair_failures: dict[str, deque[float]] = {}
         self._provisioning: dict[str, asyncio.Task[None]] = {}
         self._placements: dict[str, Placement] = {}
+        # Per owner, held while their HA is changed for a device: two devices pairing at once must not both
+        # create the shared pipeline, and a revocation must not remove it under a device being added.
+        self._owner_ha_locks: dict[str, asyncio.Lock] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._started = time.monotonic()
 
@@ -364,11 +368,28 @@ class DeviceService:
                 gauge.remove(device_id)
         if device.ha_entry_id:
             try:
-                ha = await self._owners_ha(device.user_id)
-                if ha is not None:
-                    await ha.remove_entry(device.ha_entry_id)
+                async with self._owner_ha_lock(device.user_id):
+                    ha = await self._owners_ha(device.user_id)
+                    if ha is not None:
+                        await ha.remove_entry(device.ha_entry_id)
+                        # The owner's devices share the pipeline (found by name): it goes with the last one.
+                        if not await self._devices_in_home_assistant(device.user_id):
+                            await remove_voice_pipeline(ha)
             except (aiohttp.ClientError, TimeoutError, HomeAssistantError) as err:
-                _LOGGER.warning("device %s revoked, but its HA entry stays: %s", device_id, err)
+                _LOGGER.warning("device %s revoked, but its HA entry or voice pipeline stays: %s", device_id, err)
+
+    def _owner_ha_lock(self, user_id: str) -> asyncio.Lock:
+        return self._owner_ha_locks.setdefault(user_id, asyncio.Lock())
+
+    async def _devices_in_home_assistant(self, user_id: str) -> bool:
+        """Whether any unrevoked device of the user has its satellite in their HA (and so uses our pipeline)."""
+        async with self.sessions() as session:
+            found = await session.scalar(
+                select(Device.id)
+                .where(Device.user_id == user_id, Device.revoked_at.is_(None), Device.ha_entry_id.is_not(None))
+                .limit(1)
+            )
+        return found is not None
 
     def view(self, device: Device) -> dict[str, Any]:
         beat = self.heartbeats.get(device.id)
@@ -491,19 +512,20 @@ class DeviceService:
         # The relay endpoint only answers once the device's WebSocket is in the pool.
         await asyncio.sleep(0.2)
         try:
-            ha = await self._owners_ha(device.user_id)
-            if ha is None:
-                _LOGGER.info("device %s: the owner's HA is not ready; it is added on the next connection", device.id)
-                return
-            entry = await ha.config_flow("wyoming", {"host": self._ha_host(device.id), "port": device.relay_port})
-            entry_id = str(entry["entry_id"])
-            # Stored at once, so a failure below never leads to a second satellite entry in the owner's HA.
-            async with self.sessions() as session, session.begin():
-                row = await session.get(Device, device.id)
-                if row is not None:
-                    row.ha_entry_id = entry_id
-            device.ha_entry_id = entry_id
-            await configure_voice_pipeline(ha, entry_id, self.settings)
+            async with self._owner_ha_lock(device.user_id):
+                ha = await self._owners_ha(device.user_id)
+                if ha is None:
+                    _LOGGER.info("device %s: the owner's HA is not ready; added on the next connection", device.id)
+                    return
+                entry = await ha.config_flow("wyoming", {"host": self._ha_host(device.id), "port": device.relay_port})
+                entry_id = str(entry["entry_id"])
+                # Stored at once, so a failure below never leads to a second satellite entry in the owner's HA.
+                async with self.sessions() as session, session.begin():
+                    row = await session.get(Device, device.id)
+                    if row is not None:
+                        row.ha_entry_id = entry_id
+                device.ha_entry_id = entry_id
+                await configure_voice_pipeline(ha, entry_id, self.settings)
             _LOGGER.info("device %s added to its owner's HA (config entry %s)", device.id, entry_id)
         except (aiohttp.ClientError, TimeoutError, HomeAssistantError) as err:
             _LOGGER.warning("device %s: adding it to its owner's HA failed: %s", device.id, err)
@@ -633,6 +655,14 @@ async def configure_voice_pipeline(ha: HomeAssistantClient, entry_id: str, setti
                 return
         await asyncio.sleep(0.5)
     raise HomeAssistantError(f"no pipeline select among the entities of satellite entry {entry_id}")
+
+
+async def remove_voice_pipeline(ha: HomeAssistantClient) -> None:
+    """Deletes our Assist pipeline (found by name, as `configure_voice_pipeline` finds it), if it is there."""
+    (pipelines,) = await ha.ws([{"type": "assist_pipeline/pipeline/list"}])
+    for pipeline in pipelines["pipelines"]:
+        if pipeline["name"] == PIPELINE_NAME:
+            await ha.ws([{"type": "assist_pipeline/pipeline/delete", "pipeline_id": pipeline["id"]}])
 
 
 async def _engine_language(ha: HomeAssistantClient, kind: str, engine: str | None, language: str) -> str | None:

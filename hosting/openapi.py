@@ -9,7 +9,7 @@ from typing import Any, cast
 import voluptuous as vol
 
 from hosting.api.endpoint import Endpoint
-from hosting.api.schemas import RESPONSE_SCHEMAS, email_address, new_password
+from hosting.api.schemas import RESPONSE_SCHEMAS, email_address, new_password, time_zone
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -111,6 +111,8 @@ def _value_schema(validator: Any) -> dict[str, Any]:
         return {"type": "string", "format": "email", "maxLength": 320}
     if validator is new_password:
         return {"type": "string", "minLength": 10, "maxLength": 1024}
+    if validator is time_zone:
+        return {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["Europe/Budapest"]}
     if validator in _TYPES:
         return {"type": _TYPES[validator]}
     if isinstance(validator, vol.All):

@@ -76,7 +76,7 @@ async def signup(call: Call) -> web.Response:
             tokens = await issue_tokens(call, session, user)
     except IntegrityError:
         raise ApiError(409, "email_taken", "an account with this email already exists; log in instead") from None
-    instance = await start_provisioning(call, user, password)
+    instance = await start_provisioning(call, user, password, call.body.get("time_zone"))
     return web.json_response({"user": user_view(user), "tokens": tokens, "instance": instance}, status=201)
 
 

@@ -57,12 +57,15 @@ async def load_instance(call: Call, *, user_id: str | None = None, instance_id: 
     return instance
 
 
-async def start_provisioning(call: Call, user: User, password: str) -> dict[str, Any] | None:
-    """Give a new user their instance (port allocated now, provisioning in the background)."""
+async def start_provisioning(
+    call: Call, user: User, password: str, time_zone: str | None = None
+) -> dict[str, Any] | None:
+    """Give a new user their instance (port allocated now, provisioning in the background); their HA is
+    onboarded in `time_zone` (default: the service's)."""
     if INSTANCE_MANAGER_KEY not in call.app:
         return None
     try:
-        await call.app[INSTANCE_MANAGER_KEY].ensure_for_user(user, password)
+        await call.app[INSTANCE_MANAGER_KEY].ensure_for_user(user, password, time_zone=time_zone)
     except PortPoolExhausted:
         # The account stays (it can log in and is given an instance once capacity is added).
         async with call.sessions() as session, session.begin():

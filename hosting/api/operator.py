@@ -12,7 +12,7 @@ from hosting import audit
 from hosting.api import schemas
 from hosting.api.endpoint import Call, Endpoint, Reply
 from hosting.api.my_instance import instance_errors, instance_manager, load_instance
-from hosting.api.views import instance_view, user_view
+from hosting.api.views import instance_view, orphan_view, user_view
 from hosting.db.models import Instance, User
 from hosting.errors import ApiError
 from hosting.instances import InstanceManager
@@ -38,6 +38,12 @@ async def list_instances(call: Call) -> web.Response:
     async with call.sessions() as session:
         instances = await session.scalars(select(Instance).order_by(Instance.created_at, Instance.id))
         return web.json_response({"instances": [instance_view(i) for i in instances]})
+
+
+async def list_orphans(call: Call) -> web.Response:
+    # From the last reconciliation (at start, then every MICROPI_RECONCILE_INTERVAL s); never deleted by us.
+    orphans = instance_manager(call).orphans
+    return web.json_response({"orphans": [orphan_view(o) for o in orphans]})
 
 
 async def _operate(call: Call, action: str) -> Instance:
@@ -161,6 +167,19 @@ ENDPOINTS = [
         "operator",
         auth="operator",
         responses={200: Reply("the instances", "InstanceList")},
+    ),
+    Endpoint(
+        "GET",
+        "/api/operator/orphans",
+        list_orphans,
+        "Runtime instances with our labels that no database row owns (found by reconciliation, never deleted: "
+        "save their data, then remove them by hand or restore their row)",
+        "operator",
+        auth="operator",
+        responses={
+            200: Reply("the orphans", "OrphanList"),
+            503: Reply("the service runs without instances (MICROPI_PROVISIONING=false)", "Error"),
+        },
     ),
     Endpoint(
         "POST", f"{_ONE}/start", start_instance, "Start an instance", "operator", auth="operator", responses=_ACCEPTED

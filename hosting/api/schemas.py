@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import voluptuous as vol
 
@@ -34,6 +35,20 @@ def new_password(value: Any) -> str:
     return value
 
 
+def time_zone(value: Any) -> str:
+    """An IANA time zone name (`Europe/Budapest`), as HA's own `config/core/update` accepts it (zoneinfo)."""
+    if not isinstance(value, str) or not 1 <= len(value) <= 64:
+        raise vol.Invalid("expected an IANA time zone name like Europe/Budapest")
+    try:
+        # "localtime" loads (Debian links it to /etc/localtime) but names the host's zone, not one of IANA's.
+        if value == "localtime":
+            raise ZoneInfoNotFoundError(value)
+        ZoneInfo(value)
+    except ZoneInfoNotFoundError, ValueError:  # ValueError: not a zone key at all (e.g. a path)
+        raise vol.Invalid(f"unknown time zone {value!r}; send an IANA name like Europe/Budapest") from None
+    return value
+
+
 # A password being checked (not set): any non-empty string of bounded length.
 PASSWORD = vol.All(str, vol.Length(min=1, max=MAX_PASSWORD_LENGTH))
 OPAQUE_TOKEN = vol.All(str, vol.Length(min=1, max=512))
@@ -42,6 +57,9 @@ SIGNUP = vol.Schema(
     {
         vol.Required("email", description="your email address; also your HA login"): email_address,
         vol.Required("password", description="at least 10 characters; also your HA password"): new_password,
+        vol.Optional(
+            "time_zone", description="your HA's IANA time zone, e.g. Europe/Budapest; default: the service's"
+        ): time_zone,
     }
 )
 LOGIN = vol.Schema({vol.Required("email"): email_address, vol.Required("password"): PASSWORD})
@@ -136,6 +154,28 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
         "type": "object",
         "required": ["instances"],
         "properties": {"instances": {"type": "array", "items": {"$ref": "#/components/schemas/Instance"}}},
+    },
+    "OrphanList": {
+        "type": "object",
+        "required": ["orphans"],
+        "properties": {
+            "orphans": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "required": ["name", "labels", "state"],
+                    "properties": {
+                        "name": {"type": "string", "description": "the container's or process's name"},
+                        "labels": {
+                            "type": "object",
+                            "additionalProperties": {"type": "string"},
+                            "description": "ownership labels (io.micropi.instance, io.micropi.user)",
+                        },
+                        "state": {"type": "string", "enum": ["running", "stopped", "missing"]},
+                    },
+                },
+            }
+        },
     },
     "Health": {
         "type": "object",

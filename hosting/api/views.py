@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hosting.db.models import Instance, User
+from hosting.runtime.base import RuntimeInstance
 
 
 def user_view(user: User) -> dict[str, Any]:
@@ -26,3 +27,7 @@ def instance_view(instance: Instance) -> dict[str, Any]:
         "created_at": instance.created_at.isoformat(),
         "updated_at": instance.updated_at.isoformat(),
     }
+
+
+def orphan_view(orphan: RuntimeInstance) -> dict[str, Any]:
+    return {"name": orphan.name, "labels": dict(orphan.labels), "state": str(orphan.state)}

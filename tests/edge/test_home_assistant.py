@@ -137,40 +137,67 @@ async def test_pairing_provisions_the_device_into_the_owners_ha(
         )
     paired = await hosting.pair(owner, "Kitchen")
     device_id = paired["device"]["id"]
+
+    async def ha_entry_of(device_id: str) -> str | None:
+        async with hosting.devices.sessions() as session:
+            row = await session.get(Device, device_id)
+        assert row is not None
+        return row.ha_entry_id
+
+    async def in_home_assistant(device_id: str) -> bool:
+        return await ha_entry_of(device_id) is not None
+
+    async def pipeline_chosen(entry_id: str) -> bool:
+        selects = [e for e in await entities_of(hass, entry_id) if e.startswith("select.")]
+        states = [await hass.state(s) for s in selects]
+        return any(s is not None and s["state"] == PIPELINE_NAME for s in states)
+
+    async def our_pipelines() -> list[dict[str, Any]]:
+        pipelines = await hass.ws({"type": "assist_pipeline/pipeline/list"})
+        return [p for p in pipelines["pipelines"] if p["name"] == PIPELINE_NAME]
+
+    async def wyoming_entries() -> list[str]:
+        return [e["entry_id"] for e in await hass.rest("GET", "/api/config/config_entries/entry?domain=wyoming")]
+
     try:
         async with running_device(hosting, paired["token"], "Kitchen", wake, tmp_path) as (satellite, _, _):
-
-            async def provisioned() -> bool:
-                (device,) = await hosting.list_devices(owner)
-                return bool(device["in_home_assistant"])
-
-            await eventually(provisioned, within=60)
-            async with hosting.devices.sessions() as session:
-                device_row = await session.get(Device, device_id)
-            assert device_row is not None and device_row.ha_entry_id
-
-            entry_id = device_row.ha_entry_id
-
-            async def pipeline_chosen() -> bool:
-                selects = [e for e in await entities_of(hass, entry_id) if e.startswith("select.")]
-                states = [await hass.state(s) for s in selects]
-                return any(s is not None and s["state"] == PIPELINE_NAME for s in states)
+            await eventually(lambda: in_home_assistant(device_id), within=60)
+            (device,) = await hosting.list_devices(owner)
+            assert device["in_home_assistant"] is True
+            entry_id = await ha_entry_of(device_id)
+            assert entry_id
 
             # HA now has the satellite, connected through the relay, on our pipeline in the owner's language.
             await eventually(lambda: satellite.connections == 1, within=20)
-            await eventually(pipeline_chosen, within=30)
-            pipelines = await hass.ws({"type": "assist_pipeline/pipeline/list"})
-            (pipeline,) = [p for p in pipelines["pipelines"] if p["name"] == PIPELINE_NAME]
+            await eventually(lambda: pipeline_chosen(entry_id), within=30)
+            (pipeline,) = await our_pipelines()
             assert pipeline["language"] == "en"
             assert pipeline["conversation_engine"] == "conversation.home_assistant"
             assert pipeline["stt_engine"].startswith("stt.")
             assert pipeline["tts_engine"].startswith("tts.")
 
-            # Revoking removes the satellite from the owner's HA too.
-            response = await hosting.client.delete(f"/api/devices/{device_id}", headers=owner.headers)
-            assert response.status == 204
-            entries = await hass.rest("GET", "/api/config/config_entries/entry?domain=wyoming")
-            assert device_row.ha_entry_id not in [e["entry_id"] for e in entries]
+            # A second device of the owner joins the same pipeline (not a second one).
+            hall = await hosting.pair(owner, "Hall")
+            hall_id = hall["device"]["id"]
+            async with running_device(hosting, hall["token"], "Hall", wake, tmp_path):
+                await eventually(lambda: in_home_assistant(hall_id), within=60)
+                hall_entry_id = await ha_entry_of(hall_id)
+                assert hall_entry_id
+                await eventually(lambda: pipeline_chosen(hall_entry_id), within=30)
+                assert [p["id"] for p in await our_pipelines()] == [pipeline["id"]]
+
+                # Revoking removes the device's satellite from the owner's HA; the pipeline stays for the Hall.
+                response = await hosting.client.delete(f"/api/devices/{device_id}", headers=owner.headers)
+                assert response.status == 204
+                assert entry_id not in await wyoming_entries()
+                assert hall_entry_id in await wyoming_entries()
+                assert [p["id"] for p in await our_pipelines()] == [pipeline["id"]]
+
+                # The last device's revocation takes the pipeline with it.
+                response = await hosting.client.delete(f"/api/devices/{hall_id}", headers=owner.headers)
+                assert response.status == 204
+                assert hall_entry_id not in await wyoming_entries()
+                assert await our_pipelines() == []
     finally:
         await stt.stop()
         await tts.stop()

@@ -20,8 +20,8 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-async def sign_up(client: TestClient[Any, Any], email: str, password: str = PASSWORD) -> dict[str, Any]:
-    response = await client.post("/api/auth/signup", json={"email": email, "password": password})
+async def sign_up(client: TestClient[Any, Any], email: str, password: str = PASSWORD, **fields: Any) -> dict[str, Any]:
+    response = await client.post("/api/auth/signup", json={"email": email, "password": password, **fields})
     body: dict[str, Any] = await response.json()
     assert response.status == 201, body
     return body

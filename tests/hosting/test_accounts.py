@@ -36,6 +36,13 @@ async def test_signup_returns_tokens_that_work(client: Client) -> None:
     assert (await me.json())["id"] == body["user"]["id"]
 
 
+async def test_signup_takes_an_iana_time_zone(client: Client) -> None:
+    response = await client.post(
+        "/api/auth/signup", json={"email": "tz@example.com", "password": PASSWORD, "time_zone": "America/New_York"}
+    )
+    assert response.status == 201, await response.text()
+
+
 async def test_signup_twice_is_a_conflict_regardless_of_case(client: Client) -> None:
     await sign_up(client, "bela@example.com")
     response = await client.post("/api/auth/signup", json={"email": "BELA@example.com", "password": PASSWORD})
@@ -50,6 +57,13 @@ async def test_signup_validation(client: Client) -> None:
         ({"email": "c@example.com"}, "password"),
         ({"email": "c@example.com", "password": PASSWORD, "role": "operator"}, "role"),  # no privilege by body
         ({"email": "c@example.com", "password": 1234567890123}, "password"),
+        # The time zone is checked here, not later in the user's HA: the message names the field and a fix.
+        ({"email": "c@example.com", "password": PASSWORD, "time_zone": "Mars/Olympus_Mons"}, "field 'time_zone'"),
+        ({"email": "c@example.com", "password": PASSWORD, "time_zone": "Mars/Olympus_Mons"}, "Europe/Budapest"),
+        ({"email": "c@example.com", "password": PASSWORD, "time_zone": "../../etc/passwd"}, "field 'time_zone'"),
+        ({"email": "c@example.com", "password": PASSWORD, "time_zone": "localtime"}, "field 'time_zone'"),
+        ({"email": "c@example.com", "password": PASSWORD, "time_zone": ""}, "field 'time_zone'"),
+        ({"email": "c@example.com", "password": PASSWORD, "time_zone": 60}, "field 'time_zone'"),
     ]
     for payload, mentioned in cases:
         response = await client.post("/api/auth/signup", json=payload)

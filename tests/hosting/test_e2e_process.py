@@ -42,6 +42,8 @@ MODEL = "ministral-3:3b-instruct-2512-q4_K_M"
 # Free-form, so HA's own Hungarian sentence matching (tried first, `prefer_local`) leaves it to the LLM.
 SENTENCE = "Légyszi gondoskodj róla, hogy a teszt lámpa világítson, mert jön a vendég"
 READY_WITHIN = 240.0
+# Not the service's default (Europe/Budapest): the HA must be onboarded in the zone given at sign-up.
+TIME_ZONE = "America/New_York"
 
 
 @pytest.fixture(autouse=True)
@@ -114,7 +116,7 @@ async def test_sign_up_gives_a_ready_ha_whose_assistant_works(tmp_path: Path) ->
     )
     try:
         started = time.monotonic()
-        signed = await sign_up(client, email)
+        signed = await sign_up(client, email, time_zone=TIME_ZONE)
         assert signed["instance"]["status"] == "provisioning"
         instance_id = signed["instance"]["id"]
         headers = bearer(signed["tokens"]["access_token"])
@@ -145,11 +147,14 @@ async def test_sign_up_gives_a_ready_ha_whose_assistant_works(tmp_path: Path) ->
         assert set(json.loads(row.provision_state)["steps"]) == set(STEPS)
         service_token = SecretBox(settings.fernet_key).decrypt(row.ha_token_encrypted)
         assert (await ha_client.rest(base_url, service_token, "GET", "/api/"))[0] == 200
+        status, ha_config = await ha_client.rest(base_url, service_token, "GET", "/api/config")
+        assert status == 200, ha_config
+        assert ha_config["time_zone"] == TIME_ZONE
 
         # The user logs in to their own HA with the email and password they signed up with.
         user_token = await ha_client.login(base_url, email, PASSWORD)
         core = await ha_client.ws(base_url, user_token, {"type": "get_config"})
-        assert core["time_zone"] == "Europe/Budapest"
+        assert core["time_zone"] == TIME_ZONE
         assert core["language"] == "hu"
         users = await ha_client.ws(base_url, user_token, {"type": "config/auth/list"})
         owners = [u for u in users if u["is_owner"]]

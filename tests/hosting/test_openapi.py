@@ -60,6 +60,8 @@ async def test_request_schemas_come_from_the_validators(client: Client) -> None:
     assert schema["properties"]["email"]["format"] == "email"
     assert schema["properties"]["password"]["minLength"] == 10
     assert schema["additionalProperties"] is False
+    assert schema["properties"]["time_zone"]["type"] == "string"  # optional: not in "required" above
+    assert "IANA" in schema["properties"]["time_zone"]["description"]
     assert "security" not in signup  # public
     users = document["paths"]["/api/operator/users"]["get"]
     limit = next(p for p in users["parameters"] if p["name"] == "limit")

@@ -16,8 +16,12 @@ from pathlib import Path
 
 import pytest
 
+from hosting.instances import INSTANCE_MANAGER_KEY
 from hosting.runtime.base import InstanceSpec, PortInUseError, RuntimeState, ownership_labels
 from hosting.runtime.process import INTEGRATION_DIR, ProcessRuntime
+from hosting.settings import Settings
+from tests.hosting.conftest import start_client
+from tests.hosting.helpers import bearer, make_operator
 
 STAND_IN = f"""#!{sys.executable}
 # Stand-in for `hass -c CONFIG ...`: serves /manifest.json on the port of CONFIG/.storage/http.
@@ -163,3 +167,35 @@ async def test_orphans_are_listed_with_their_labels(runtime: ProcessRuntime) -> 
     (runtime.root / "not-ours").mkdir()  # no labels: not listed
     listed = await runtime.list_instances()
     assert [(i.name, dict(i.labels)) for i in listed] == [(spec.name, dict(spec.labels))]
+
+
+async def test_operators_see_orphans_which_stay_untouched(provisioning_settings: Settings, stand_in: str) -> None:
+    # The service's own sign-ups run `/bin/false` (provisioning_settings); the orphan is a live stand-in made
+    # directly through a runtime on the service's instance directory, with our labels and no database row.
+    client = await start_client(provisioning_settings)
+    outside = ProcessRuntime(provisioning_settings.data_dir / "instances", stand_in, stop_timeout=5)
+    orphan = InstanceSpec(
+        name="micropi-ha-0dd0dd00", port=free_port(), image="process", labels=ownership_labels("gone-1", "u-gone")
+    )
+    try:
+        operator = await make_operator(client, "operator@example.com")  # its own instance has a row
+        await outside.ensure_started(orphan)
+        await outside.wait_ready(orphan, within=20)
+        pid = int((outside.root / orphan.name / "hass.pid").read_text())
+
+        manager = client.app[INSTANCE_MANAGER_KEY]
+        report = await manager.reconcile()
+        assert [o.name for o in report.orphans] == [orphan.name]
+
+        response = await client.get("/api/operator/orphans", headers=bearer(operator["access_token"]))
+        assert response.status == 200, await response.text()
+        assert await response.json() == {
+            "orphans": [{"name": orphan.name, "labels": dict(orphan.labels), "state": "running"}]
+        }
+        # Reported, never removed: the process and its data are still there.
+        assert running(pid)
+        assert (await outside.status(orphan)).state is RuntimeState.RUNNING
+        assert outside.config_dir(orphan.name).is_dir()
+    finally:
+        await outside.remove(orphan.name)
+        await client.close()

@@ -88,6 +88,7 @@ CASES = [
     Case("POST", "/api/me/instance/restart", "self"),
     Case("GET", "/api/operator/users", "operator"),
     Case("GET", "/api/operator/instances", "operator"),
+    Case("GET", "/api/operator/orphans", "operator"),
     Case("POST", "/api/operator/instances/{instance_id}/start", "operator"),
     Case("POST", "/api/operator/instances/{instance_id}/stop", "operator"),
     Case("POST", "/api/operator/instances/{instance_id}/restart", "operator"),
