@@ -26,7 +26,7 @@ mapfile -t ha_dirs < <(with_tests tests/micropi_llm tests/bench)
 mapfile -t service_dirs < <(with_tests tests/hosting tests/edge)
 if [ ${#ha_dirs[@]} -gt 0 ]; then
     echo "== pytest (inside Home Assistant core): ${ha_dirs[*]}"
-    $PY -m pytest --timeout=600 --cov=custom_components/micropi_llm --cov-report=term-missing:skip-covered \
+    $PY -m pytest --timeout=600 --cov=custom_components/micropi_llm --cov-report=term-missing:skip-covered --cov-fail-under=95 \
         "${ha_dirs[@]}" "$@" || status=$?
 fi
 if [ ${#service_dirs[@]} -gt 0 ]; then
