@@ -1,0 +1,24 @@
+"""Binary sensors: a fixed on/off reading."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from homeassistant.components.binary_sensor import BinarySensorEntity
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from . import FixtureHomeConfigEntry
+from .entity import FixtureEntity, add_fixture_entities, as_bool
+
+
+class FixtureBinarySensor(FixtureEntity, BinarySensorEntity):
+    def apply(self, state: Any, attributes: dict[str, Any]) -> None:
+        if state is not None:
+            self._attr_is_on = as_bool(state)
+
+
+async def async_setup_entry(
+    hass: HomeAssistant, entry: FixtureHomeConfigEntry, async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    async_add_entities(add_fixture_entities(entry, "binary_sensor", FixtureBinarySensor))

@@ -1,0 +1,125 @@
+"""Per-turn time of a conversation agent without the model: what the agent itself costs.
+
+    python -m bench.overhead [--sizes 25 200 500] [--turns 20]
+
+For homes of 25, 200 and 500 exposed entities, our agent (`micropi`) and HA core's `ollama` agent
+each answer the same sentence against a zero-latency Ollama wire-format server (the `fake`
+back-end: it answers at once with a short text and no tool call). The time of a turn is then the
+agent's own work: building the prompt and tools from the home, the HTTP round trip on 127.0.0.1,
+parsing the stream, writing the answer. The sentence is a question no intent matches, so both
+agents take their model path. Printed as p50/p95 per agent with the ratio ours/core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from typing import Any
+
+from homeassistant.components import conversation
+from homeassistant.core import Context
+
+from bench.backends import Backend, fake_backend
+from bench.datasets import Area, Device, EntitySpec, Home
+from bench.eval import percentile
+from bench.harness import AGENTS, build_home, home_assistant, quiet_logs
+
+SENTENCE = "Tell me something nice about my home"
+# A mix like a real home's: mostly lights, switches and sensors.
+DOMAINS: list[tuple[str, str, dict[str, Any]]] = [
+    ("light", "on", {"brightness": 200}),
+    ("switch", "off", {}),
+    ("sensor", "21.5", {"device_class": "temperature", "native_unit_of_measurement": "°C"}),
+    ("binary_sensor", "off", {"device_class": "door"}),
+    ("light", "off", {}),
+    ("cover", "closed", {}),
+    ("sensor", "48", {"device_class": "humidity", "native_unit_of_measurement": "%"}),
+    ("media_player", "idle", {}),
+    ("fan", "off", {}),
+    ("climate", "heat", {"temperature": 21}),
+    ("lock", "locked", {}),
+    ("switch", "on", {}),
+]
+
+
+def synthetic_home(size: int) -> Home:
+    """`size` entities spread over rooms of about ten devices each."""
+    rooms = [Area(id=f"room_{i}", name=f"Room {i}") for i in range(1, max(2, size // 10) + 1)]
+    entities = []
+    devices = []
+    for index in range(size):
+        domain, state, attributes = DOMAINS[index % len(DOMAINS)]
+        room = rooms[index % len(rooms)]
+        name = f"{room.name} {domain.replace('_', ' ')} {index}"
+        object_id = f"{room.id}_{domain}_{index}"
+        devices.append(Device(id=object_id, name=name, area=room.id))
+        entities.append(EntitySpec(f"{domain}.{object_id}", name, room.id, object_id, state, attributes))
+    return Home(areas=tuple(rooms), devices=tuple(devices), entities=tuple(entities))
+
+
+async def measure(agent: str, size: int, turns: int, backend: Backend) -> dict[str, Any]:
+    async with home_assistant() as hass:
+        await build_home(hass, synthetic_home(size))
+        agent_id = await AGENTS[agent](hass, backend)
+        timings = []
+        calls_before = len(backend.meter.calls)
+        for turn in range(turns + 2):
+            started = time.perf_counter()
+            await conversation.async_converse(hass, SENTENCE, None, Context(), language="en", agent_id=agent_id)
+            if turn >= 2:  # the first two warm caches (templates, intents) once per home
+                timings.append((time.perf_counter() - started) * 1000)
+        calls = backend.meter.calls[calls_before:]
+    return {
+        "agent": agent,
+        "entities": size,
+        "p50": percentile(timings, 50),
+        "p95": percentile(timings, 95),
+        "model_calls_per_turn": round(len(calls) / (turns + 2), 2),
+        "prompt_chars_per_turn": round(sum(c.prompt_chars for c in calls) / (turns + 2)),
+    }
+
+
+async def run(sizes: list[int], turns: int, agents: list[str]) -> list[dict[str, Any]]:
+    backend = fake_backend()
+    await backend.start()
+    try:
+        return [await measure(agent, size, turns, backend) for size in sizes for agent in agents]
+    finally:
+        await backend.stop()
+
+
+def table(rows: list[dict[str, Any]], ours: str = "micropi", core: str = "core-ollama") -> str:
+    lines = [
+        f"{'entities':>8} {'agent':<12} {'p50 ms':>8} {'p95 ms':>8} {'calls':>5} {'prompt chars':>12}",
+        "-" * 58,
+    ]
+    by_key = {(r["entities"], r["agent"]): r for r in rows}
+    for row in rows:
+        lines.append(
+            f"{row['entities']:>8} {row['agent']:<12} {row['p50']:>8.1f} {row['p95']:>8.1f} "
+            f"{row['model_calls_per_turn']:>5.2f} {row['prompt_chars_per_turn']:>12}"
+        )
+        mine, theirs = by_key.get((row["entities"], ours)), by_key.get((row["entities"], core))
+        if row["agent"] == core and mine and theirs and theirs["p50"] and theirs["p95"]:
+            lines.append(
+                f"{'':>8} {'ratio ours/core':<21} p50 {mine['p50'] / theirs['p50']:.2f}  "
+                f"p95 {mine['p95'] / theirs['p95']:.2f}"
+            )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.overhead", description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[25, 200, 500], help="exposed entities per home")
+    parser.add_argument("--turns", type=int, default=20, help="timed turns per agent and home")
+    parser.add_argument("--agent", action="append", choices=["micropi", "core-ollama"], help="default: both")
+    args = parser.parse_args(argv)
+    quiet_logs()
+    rows = asyncio.run(run(args.sizes, args.turns, args.agent or ["micropi", "core-ollama"]))
+    print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

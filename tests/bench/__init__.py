@@ -1,0 +1,1 @@
+"""Tests of the bench's own logic, on tiny homes the project ships."""

@@ -1,0 +1,71 @@
+"""The evaluation end to end in real HA core on a tiny shipped home, and its report."""
+
+import json
+from pathlib import Path
+
+from bench.eval import main, percentile
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPORT_KEYS = {
+    "agent",
+    "backend",
+    "sentences",
+    "passed",
+    "accuracy",
+    "by_category",
+    "latency_ms",
+    "model_calls_per_sentence",
+    "prompt_tokens_per_sentence",
+    "prompt_tokens_estimated",
+    "failures",
+}
+
+
+def test_default_agent_and_core_ollama_on_the_fake_backend(tmp_path, capsys):
+    out = tmp_path / "report.json"
+    argv = [str(FIXTURES / "assist-tiny"), "--agent", "default", "--agent", "core-ollama"]
+    assert main([*argv, "--backend", "fake", "--json", str(out), "--quiet"]) == 0
+    default, core = json.loads(out.read_text())
+
+    assert set(default) >= REPORT_KEYS and set(core) >= REPORT_KEYS
+    # HA's built-in agent understands all three sentences and calls no model.
+    assert (default["agent"], default["backend"], default["sentences"], default["passed"]) == ("default", "none", 3, 3)
+    assert default["accuracy"] == 1.0
+    assert default["model_calls_per_sentence"] == 0
+    assert default["failures"] == []
+    assert default["by_category"] == {"light": {"sentences": 3, "passed": 3, "accuracy": 1.0}}
+    assert default["latency_ms"]["p50"] > 0
+
+    # The fake model answers one short text and never calls a tool: only "leave the home alone" passes.
+    assert (core["agent"], core["backend"], core["passed"]) == ("core-ollama", "fake", 1)
+    assert core["model_calls_per_sentence"] == 1.0
+    assert core["prompt_tokens_per_sentence"] > 100
+    assert core["prompt_tokens_estimated"] is True
+    failed = {f["sentence"]: f for f in core["failures"]}
+    assert set(failed) == {"Turn on the kitchen light", "Pause the porch speaker"}
+    light = failed["Turn on the kitchen light"]
+    assert light["expected"] == {"light.kitchen_light": {"state": "on"}}
+    assert light["got"] == {}
+    assert light["answer"] == "Done."
+
+    printed = capsys.readouterr().out
+    assert "core-ollama" in printed and "100.0%" in printed
+
+
+def test_hungarian_case_scored_against_the_expected_intents_effect(tmp_path):
+    out = tmp_path / "hu.json"
+    assert main([str(FIXTURES / "intents-tiny"), "--limit", "1", "--json", str(out), "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    assert (report["sentences"], report["passed"]) == (1, 1)
+    assert report["left_out"] == {"HassStartTimer: changes no state the bench can check": 1}
+
+
+def test_bad_dataset_is_a_clear_error(tmp_path, capsys):
+    assert main([str(tmp_path / "nowhere")]) == 2
+    assert "not a directory" in capsys.readouterr().err
+
+
+def test_percentile_nearest_rank():
+    assert percentile([], 50) is None
+    assert percentile([5.0, 1.0, 3.0, 2.0, 4.0], 50) == 3.0
+    assert percentile([float(v) for v in range(1, 101)], 95) == 95.0
