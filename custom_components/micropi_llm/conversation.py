@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any, Literal, override
 
 import ollama
@@ -97,6 +98,32 @@ def _estimate_tokens(payload: Any) -> int:
     return len(json_dumps(payload)) // CHARS_PER_TOKEN
 
 
+def _failed_local_calls(contents: list[conversation.Content]) -> set[str]:
+    """The ids of HA's own intent calls (local matching) that failed.
+
+    The model does not see them: small models read a failed call in the history as their own and
+    repeat its error ("there are multiple devices called ...") instead of making a call of their
+    own, which our guard can repair. The chat log keeps them for HA's trace.
+    """
+    external = {
+        call.id
+        for content in contents
+        if isinstance(content, conversation.AssistantContent)
+        for call in content.tool_calls or ()
+        if call.external
+    }
+    return {
+        content.tool_call_id
+        for content in contents
+        if isinstance(content, conversation.ToolResultContent)
+        and content.tool_call_id in external
+        and (
+            content.result.error
+            or (isinstance(content.result.data, dict) and content.result.data.get("response_type") == "error")
+        )
+    }
+
+
 def build_messages(
     chat_log: conversation.ChatLog, tools: list[dict[str, Any]] | None, max_history: int, num_ctx: int
 ) -> list[dict[str, Any]]:
@@ -106,11 +133,20 @@ def build_messages(
     are kept (0: all that fit), and the oldest go first until the estimate fits `num_ctx`.
     """
     system, *rest = chat_log.content
+    failed_locally = _failed_local_calls(rest)
     turns: list[list[dict[str, Any]]] = []
     for content in rest:
         if isinstance(content, conversation.UserContent) or not turns:
             turns.append([])
-        turns[-1].append(to_ollama_message(content))
+        if isinstance(content, conversation.ToolResultContent) and content.tool_call_id in failed_locally:
+            continue
+        shown = content
+        if isinstance(content, conversation.AssistantContent) and content.tool_calls:
+            calls = [call for call in content.tool_calls if call.id not in failed_locally]
+            if not calls and not content.content:
+                continue
+            shown = replace(content, tool_calls=calls or None)
+        turns[-1].append(to_ollama_message(shown))
     if max_history > 0:
         turns = turns[-(max_history + 1) :]
     head = [to_ollama_message(system)]
@@ -169,7 +205,15 @@ class MicroPiAgent(conversation.ConversationEntity):
         try:
             await chat_log.async_provide_llm_data(
                 user_input.as_llm_context(DOMAIN),
-                home_api(self.hass, api_ids) if api_ids else None,
+                home_api(
+                    self.hass,
+                    api_ids,
+                    # Half the window for the home; the rest for instructions, tools, history, answer.
+                    max_home_chars=(int(self.options[CONF_NUM_CTX]) - REPLY_RESERVE_TOKENS) * CHARS_PER_TOKEN // 2,
+                    sentence=user_input.text,
+                )
+                if api_ids
+                else None,
                 self.options.get(CONF_PROMPT),
                 user_input.extra_system_prompt,
             )

@@ -12,7 +12,7 @@ prompt cache keeps holding while nothing changes.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
@@ -28,6 +28,8 @@ from homeassistant.helpers import intent
 SKIPPED_DOMAINS = frozenset({"calendar", "script", "todo"})
 
 NO_AREA = "Other"
+FULL_HOME_HEADING = "Devices by area, with their current state:"
+SUMMARISED_HOME_HEADING = "This home has too many devices to list here."
 
 
 def _number(value: Any) -> str:
@@ -165,13 +167,22 @@ def async_exposed_states(hass: HomeAssistant, assistant: str) -> list[State]:
 
 
 @callback
-def async_render_home(hass: HomeAssistant, assistant: str) -> str:
-    """The exposed home, one line per entity, grouped by area; stable order."""
+def async_render_home(
+    hass: HomeAssistant, assistant: str, *, max_chars: int | None = None, focus: Callable[[str], bool] | None = None
+) -> str:
+    """The exposed home, one line per entity, grouped by area; stable order.
+
+    When the list is longer than `max_chars` (a large home in a small context window, where
+    Ollama would cut the prompt's start, instructions included), only the areas `focus` picks
+    (those the user named, the speaker's own) are listed in full; the others are counted by kind.
+    """
     area_registry = ar.async_get(hass)
     entity_registry = er.async_get(hass)
     device_registry = dr.async_get(hass)
     by_area: dict[str, list[tuple[str, str]]] = defaultdict(list)
+    kinds: dict[str, Counter[str]] = defaultdict(Counter)
     area_titles: dict[str, str] = {}
+    area_names: dict[str, list[str]] = {}
 
     for state in async_exposed_states(hass, assistant):
         if state.domain in SKIPPED_DOMAINS:
@@ -189,15 +200,38 @@ def async_render_home(hass: HomeAssistant, assistant: str) -> str:
         if area is not None and area_key not in area_titles:
             aliases = sorted(alias for alias in area.aliases if alias != area.name)
             area_titles[area_key] = f"{area.name} (aliases: {', '.join(aliases)})" if aliases else area.name
+            area_names[area_key] = [area.name, *aliases]
         line = f"- {name} [{state.domain}] {_state_text(hass, state)}"
         if len(names) > 1:
             line += f" (aliases: {', '.join(names[1:])})"
         by_area[area_key].append((name.casefold(), line))
+        kinds[area_key][state.domain] += 1
 
     if not by_area:
         return "No devices are exposed to you. If the user wants to control one, tell them to expose it to Assist."
-    blocks = []
-    for area_key in sorted(by_area, key=lambda key: (key == NO_AREA, key.casefold())):
-        lines = [line for _key, line in sorted(by_area[area_key])]
-        blocks.append(f"{area_titles.get(area_key, NO_AREA)}:\n" + "\n".join(lines))
-    return "Devices by area, with their current state:\n" + "\n".join(blocks)
+    order = sorted(by_area, key=lambda key: (key == NO_AREA, key.casefold()))
+    blocks = {
+        area_key: f"{area_titles.get(area_key, NO_AREA)}:\n"
+        + "\n".join(line for _key, line in sorted(by_area[area_key]))
+        for area_key in order
+    }
+    full = f"{FULL_HOME_HEADING}\n" + "\n".join(blocks.values())
+    if max_chars is None or len(full) <= max_chars:
+        return full
+    focused = [key for key in order if focus is not None and any(focus(name) for name in area_names.get(key, ()))]
+    counted = [
+        f"- {area_titles.get(key, NO_AREA)}: "
+        + ", ".join(f"{count} {domain}" for domain, count in sorted(kinds[key].items()))
+        for key in order
+        if key not in focused
+    ]
+    return "\n".join(
+        [
+            f"{SUMMARISED_HOME_HEADING} Listed with their state are only the areas"
+            " the user mentioned or is in; to act on any other device call the tools with the name"
+            " the user said, and call GetLiveContext to read states.",
+            *(blocks[key] for key in focused),
+            "Other areas, devices counted by kind:",
+            *counted,
+        ]
+    )

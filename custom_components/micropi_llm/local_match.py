@@ -45,6 +45,8 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import floor_registry as fr
 from homeassistant.util.hass_dict import HassKey
 
+from .home_names import ASSISTANT, async_home_names
+
 _LOGGER = logging.getLogger(__name__)
 
 # Intents the Assist pipeline leaves to an LLM that controls the home (HA's own
@@ -230,17 +232,59 @@ class HomeName:
     text: str
 
 
-def rewrites(text: str, names: Iterable[HomeName], language_words: LanguageWords, language: str) -> list[str]:
+class NameIndex:
+    """The home's names folded once, looked up by their first word.
+
+    Folding every name on every sentence cost more than the rest of a turn in a large home,
+    so the index is built when the names change (see `_async_name_index`), not per sentence.
+    """
+
+    def __init__(self, names: Iterable[HomeName]) -> None:
+        # HA's slot lists hold names without punctuation, as the matcher compares them.
+        spoken = {(name.list_name, remove_punctuation(name.text).strip()) for name in names}
+        # Longest names first, so "konyhai lámpa" (an entity) wins over "konyha" (its area).
+        ordered = sorted(
+            ((tuple(fold(text).split()), list_name, text) for list_name, text in spoken if text),
+            key=lambda candidate: (-len(candidate[0]), -len("".join(candidate[0])), candidate[2]),
+        )
+        self._by_first_word: dict[str, list[_Candidate]] = {}
+        for rank, (words, list_name, text) in enumerate(ordered):
+            self._by_first_word.setdefault(words[0], []).append(_Candidate(rank, words, list_name, text))
+
+    def candidates(self, said: str) -> list[_Candidate]:
+        """The names that may start at a word said as `said` (folded), longest first.
+
+        Only a name's last word is inflected: a longer name's first word is said as it is,
+        a one-word name's word is a prefix of what was said.
+        """
+        found = list(self._by_first_word.get(said, ()))
+        for end in range(1, len(said)):
+            found.extend(c for c in self._by_first_word.get(said[:end], ()) if len(c.words) == 1)
+        return sorted(found, key=lambda candidate: candidate.rank)
+
+
+@dataclass(frozen=True, slots=True)
+class _Candidate:
+    rank: int
+    words: tuple[str, ...]
+    list_name: str
+    text: str
+
+
+def rewrites(
+    text: str, names: Iterable[HomeName] | NameIndex, language_words: LanguageWords, language: str
+) -> list[str]:
     """Return the rewrites of a sentence to try after it as typed, the more cautious first.
 
     A home name can also be a template word: with a light named "Lámpa", "kapcsold fel a
     lámpát a konyhában" means the kitchen's lights, so the first rewrite keeps words that
     are template words; "kapcsold fel a lámpát" means that light, which the second finds.
     """
+    index = names if isinstance(names, NameIndex) else NameIndex(names)
     tried = {text}
     found = []
     for names_over_words in (False, True):
-        rewrite = normalize_sentence(text, names, language_words, language, names_over_words=names_over_words)
+        rewrite = normalize_sentence(text, index, language_words, language, names_over_words=names_over_words)
         if rewrite not in tried:
             tried.add(rewrite)
             found.append(rewrite)
@@ -249,7 +293,7 @@ def rewrites(text: str, names: Iterable[HomeName], language_words: LanguageWords
 
 def normalize_sentence(
     text: str,
-    names: Iterable[HomeName],
+    names: Iterable[HomeName] | NameIndex,
     language_words: LanguageWords,
     language: str,
     *,
@@ -260,38 +304,33 @@ def normalize_sentence(
     Words already spelt as the templates spell them are left alone. With `names_over_words`
     false, a name all of whose words are (accent-less) template words is left to be a word.
     """
+    index = names if isinstance(names, NameIndex) else NameIndex(names)
     case_groups = CASE_ENDINGS.get(language.split("-", maxsplit=1)[0].casefold(), ())
     ending_to_group = {ending: group for group in case_groups for ending in group}
-    # Longest names first, so "konyhai lámpa" (an entity) wins over "konyha" (its area).
-    # HA's slot lists hold names without punctuation, as the matcher compares them.
-    spoken = {(name.list_name, remove_punctuation(name.text).strip()) for name in names}
-    candidates = sorted(
-        ((tuple(fold(text).split()), list_name, text) for list_name, text in spoken if text),
-        key=lambda candidate: (-len(candidate[0]), -len("".join(candidate[0])), candidate[2]),
-    )
     tokens = [_split_punctuation(token) for token in text.split()]
+    folded_words = [fold(word) for _, word, _ in tokens]
     out: list[str] = []
-    index = 0
-    while index < len(tokens):
+    position = 0
+    while position < len(tokens):
         name_match = _match_name(
-            tokens,
+            folded_words,
+            position,
             index,
-            candidates,
             ending_to_group=ending_to_group,
             accepted_endings=language_words.endings,
             template_words=None if names_over_words else language_words.words,
         )
         if name_match is not None:
             replacement, used = name_match
-            out.append(tokens[index][0] + replacement + tokens[index + used - 1][2])
-            index += used
+            out.append(tokens[position][0] + replacement + tokens[position + used - 1][2])
+            position += used
             continue
-        before, word, after = tokens[index]
-        folded = fold(word)
+        before, word, after = tokens[position]
+        folded = folded_words[position]
         if word.casefold() not in language_words.spellings and folded in language_words.words:
             word = language_words.words[folded]
         out.append(before + word + after)
-        index += 1
+        position += 1
     return " ".join(out)
 
 
@@ -305,21 +344,23 @@ def _split_punctuation(token: str) -> tuple[str, str, str]:
 
 
 def _match_name(
-    tokens: list[tuple[str, str, str]],
-    index: int,
-    candidates: list[tuple[tuple[str, ...], str, str]],
+    folded_words: list[str],
+    position: int,
+    index: NameIndex,
     *,
     ending_to_group: Mapping[str, tuple[str, ...]],
     accepted_endings: Mapping[str, Mapping[str, str]],
     template_words: Mapping[str, str] | None,
 ) -> tuple[str, int] | None:
-    """Match a home name (maybe inflected) at tokens[index]; return its rewrite and its length.
+    """Match a home name (maybe inflected) at folded_words[position]; return its rewrite and its length.
 
     With `template_words`, words that are all template words are not taken for a name.
     """
-    for name_words, list_name, name_text in candidates:
-        size = len(name_words)
-        said = [fold(word) for _, word, _ in tokens[index : index + size]]
+    if not folded_words[position]:
+        return None
+    for candidate in index.candidates(folded_words[position]):
+        name_words, size = candidate.words, len(candidate.words)
+        said = folded_words[position : position + size]
         if len(said) < size or said[:-1] != list(name_words[:-1]):
             continue
         if template_words is not None and all(word in template_words for word in said):
@@ -331,9 +372,10 @@ def _match_name(
             continue
         ending = last_said.removeprefix(last_word)
         if not ending:
-            return name_text, size
-        if (accepted := _accepted_ending(ending, ending_to_group, accepted_endings.get(list_name, {}))) is not None:
-            return name_text + accepted, size
+            return candidate.text, size
+        accepted = _accepted_ending(ending, ending_to_group, accepted_endings.get(candidate.list_name, {}))
+        if accepted is not None:
+            return candidate.text + accepted, size
     return None
 
 
@@ -404,7 +446,8 @@ async def _async_matching_input(
     result = await agent.async_recognize_intent(user_input, strict_intents_only=True)
     if result is None:
         language_words = await _async_language_words(hass, language, intents)
-        for text in rewrites(user_input.text, list(_home_names(hass)), language_words, language):
+        index = async_home_names(hass).kept(NameIndex, lambda: NameIndex(_home_names(hass)))
+        for text in rewrites(user_input.text, index, language_words, language):
             _LOGGER.debug("Trying %r as %r", user_input.text, text)
             rewritten = replace(user_input, text=text)
             if (result := await agent.async_recognize_intent(rewritten, strict_intents_only=True)) is not None:
@@ -428,7 +471,7 @@ def _home_names(hass: HomeAssistant) -> Iterator[HomeName]:
     """Yield the names HA's default agent matches: exposed entities' names and aliases, areas, floors."""
     entity_registry = er.async_get(hass)
     for state in hass.states.async_all():
-        if not async_should_expose(hass, conversation.DOMAIN, state.entity_id):
+        if not async_should_expose(hass, ASSISTANT, state.entity_id):
             continue
         entry = entity_registry.async_get(state.entity_id)
         for name in intent.async_get_entity_aliases(hass, entry, state=state):

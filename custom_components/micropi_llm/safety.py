@@ -14,6 +14,7 @@ import difflib
 import json
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, override
 
@@ -21,12 +22,15 @@ from homeassistant.components.homeassistant import llm as ha_llm
 from homeassistant.core import HomeAssistant, State
 from homeassistant.core import valid_entity_id as is_entity_id
 from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import floor_registry as fr
 from homeassistant.helpers import intent, llm
 
 from .const import DOMAIN
-from .live_state import async_exposed_states, async_render_home
+from .home_names import ASSISTANT, async_home_names
+from .live_state import SUMMARISED_HOME_HEADING, async_exposed_states, async_render_home
+from .local_match import fold
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -35,6 +39,10 @@ INVALID_ARGUMENTS = "__micropi_invalid_arguments__"
 
 # Tool parameters that say a tool acts on entities matched by name (HA's intent slots).
 ENTITY_MATCH_PARAMETERS = frozenset({"domain", "device_class"})
+
+# Optional target filters a model may fill with a word for "nothing", and those words.
+OPTIONAL_TARGETS = ("area", "floor", "domain", "device_class")
+PLACEHOLDERS = frozenset({"", "none", "null", "nil", "n/a", "unknown", "undefined"})
 
 
 def refusal(text: str) -> llm.ToolResult:
@@ -166,6 +174,13 @@ def _parameter_names(tool: llm.Tool) -> set[str]:
     return {str(key) for key in schema} if isinstance(schema, dict) else set()
 
 
+def _is_placeholder(value: Any) -> bool:
+    """A value that stands for no value: "None", "null", "", or a list of only those."""
+    if isinstance(value, list):
+        return all(_is_placeholder(item) for item in value)
+    return value is None or (isinstance(value, str) and value.strip().casefold() in PLACEHOLDERS)
+
+
 def _one_string(value: Any) -> str | None:
     """A single non-empty string; a one-item list of one is unwrapped."""
     if isinstance(value, list) and len(value) == 1:
@@ -239,12 +254,22 @@ def check_arguments(
             name = home.exposed[name].name  # the model gave the id where the name belongs
         args["name"] = name
 
+    for key in OPTIONAL_TARGETS:
+        # Small models fill every optional field, with "None" or "null" where they mean nothing.
+        if key in args and _is_placeholder(args[key]):
+            del args[key]
+
     for key, finder in (("area", _find_area), ("floor", _find_floor)):
         if key not in args:
             continue
         value = _one_string(args[key])
         if value is None:
             return f"{key} must be one {key} name as a string, not {args[key]!r}."
+        if key == "floor" and _find_floor(hass, value) and not _find_area(hass, value):
+            # A room given as the floor ("floor": "Living Room"): the area is meant (if no other is given).
+            del args["floor"]
+            args.setdefault("area", value)
+            continue
         if problem := finder(hass, value):
             return problem
         args[key] = value
@@ -257,7 +282,7 @@ def check_arguments(
                 return f"domain {domain!r} has no exposed device. Domains: {', '.join(known) or 'none'}."
 
     if "name" in args:
-        return _check_name(hass, home, args)
+        return _check_name(hass, tool, home, args)
     return args
 
 
@@ -277,16 +302,21 @@ def _find_floor(hass: HomeAssistant, name: str) -> str | None:
     return f"There is no floor {name!r}. Floors: {_suggest(name, floors)}."
 
 
-def _check_name(hass: HomeAssistant, home: _Home, args: dict[str, Any]) -> dict[str, Any] | str:
+def _check_name(hass: HomeAssistant, tool: llm.Tool, home: _Home, args: dict[str, Any]) -> dict[str, Any] | str:
     """The named device must be exposed (and in the area, if one is given)."""
     constraints = intent.MatchTargetsConstraints(
         name=args["name"], area_name=args.get("area"), floor_name=args.get("floor"), allow_duplicate_names=True
     )
     exposed = intent.async_match_targets(hass, constraints, states=list(home.exposed.values()))
     if exposed.is_match:
-        return args
-    if "area" not in args and "floor" not in args and not _find_area(hass, args["name"]):
-        # Small models often put the room into `name` ("turn off Nappali"): it targets the area.
+        return _narrowed_by_domain(hass, tool, args, exposed.states)
+    if (
+        "floor" not in args
+        and str(args.get("area", args["name"])).casefold() == args["name"].casefold()
+        and not _find_area(hass, args["name"])
+    ):
+        # Small models often put the room into `name` ("turn off Nappali"), sometimes into
+        # `area` as well: it targets the area.
         repaired = {key: value for key, value in args.items() if key != "name"}
         return {**repaired, "area": args["name"]}
     everywhere = intent.async_match_targets(hass, constraints)
@@ -294,6 +324,23 @@ def _check_name(hass: HomeAssistant, home: _Home, args: dict[str, Any]) -> dict[
         return f"{args['name']!r} is not exposed to you, so you cannot see or control it. Tell the user."
     where = f" in {args.get('area') or args.get('floor')}" if args.get("area") or args.get("floor") else ""
     return f"There is no device named {args['name']!r}{where}. Exposed names: {_suggest(args['name'], home.names())}."
+
+
+def _narrowed_by_domain(
+    hass: HomeAssistant, tool: llm.Tool, args: dict[str, Any], states: list[State]
+) -> dict[str, Any]:
+    """Name only the domain that can carry out the action, when a name is shared across domains.
+
+    A lock and its own lock sensor are both "Smart Lock"; HA refuses "turn off Smart Lock" as
+    ambiguous, though only the lock can act. Narrowed only when exactly one domain with services
+    remains, so a real ambiguity (two lights of one name) still goes back to the model.
+    """
+    if len(states) < 2 or "domain" in args or "device_class" in args or tool.name.endswith(intent.INTENT_GET_STATE):
+        return args
+    actionable = {state.domain for state in states if hass.services.async_services_for_domain(state.domain)}
+    if len(actionable) != 1 or len(actionable) == len({state.domain for state in states}):
+        return args
+    return {**args, "domain": sorted(actionable)}
 
 
 # ----- the API the model gets ---------------------------------------------------------------------
@@ -334,6 +381,10 @@ class HomeAPI(llm.API):
     """The user's chosen HA LLM APIs, with our live state in place of HA's own home overview."""
 
     api_ids: list[str]
+    # The longest home list that fits the agent's context window, and what the user said (its
+    # areas are listed first when the home does not fit).
+    max_home_chars: int | None = None
+    sentence: str = ""
 
     @override
     async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
@@ -342,10 +393,14 @@ class HomeAPI(llm.API):
         # HA's overview (names without states, plus "call GetLiveContext for states") is replaced
         # by our list with states, which makes that tool's round trip unnecessary.
         for api_id in self.api_ids:
-            if (overview := ha_llm.async_get_tools(self.hass, llm_context, api_id)) and overview.prompt:
-                prompt = prompt.replace(overview.prompt, "")
-        tools = [tool for tool in inner.tools if not tool.name.endswith("GetLiveContext")]
-        home = async_render_home(self.hass, llm_context.assistant)
+            if overview := self._overview(llm_context, api_id):
+                prompt = prompt.replace(overview, "")
+        home = async_render_home(
+            self.hass, llm_context.assistant, max_chars=self.max_home_chars, focus=self._focus(llm_context)
+        )
+        # With every state listed, HA's state tool would only repeat them; a summarised home needs it.
+        summarised = home.startswith(SUMMARISED_HOME_HEADING)
+        tools = [tool for tool in inner.tools if summarised or not tool.name.endswith("GetLiveContext")]
         return GuardedAPIInstance(
             api=self,
             api_prompt=f"{prompt.strip()}\n\n{home}",
@@ -354,6 +409,39 @@ class HomeAPI(llm.API):
             custom_serializer=inner.custom_serializer,
         )
 
+    def _focus(self, llm_context: llm.LLMContext) -> Callable[[str], bool]:
+        """Whether an area name is one the user said (inflected or without accents) or the speaker's area."""
+        said = fold(self.sentence)
+        own_area = None
+        if llm_context.device_id and (device := dr.async_get(self.hass).async_get(llm_context.device_id)):
+            area_id = dr.async_get_effective_area_id(self.hass, device)
+            own_area = ar.async_get(self.hass).async_get_area(area_id) if area_id else None
 
-def home_api(hass: HomeAssistant, api_ids: list[str]) -> HomeAPI:
-    return HomeAPI(hass=hass, id=f"{DOMAIN}:{'|'.join(api_ids)}", name="MicroPi", api_ids=api_ids)
+        def focus(area_name: str) -> bool:
+            return fold(area_name) in said or (own_area is not None and area_name == own_area.name)
+
+        return focus
+
+    def _overview(self, llm_context: llm.LLMContext, api_id: str) -> str | None:
+        """HA's overview prompt for this API, built again only when the home's names changed."""
+
+        def build() -> str | None:
+            overview = ha_llm.async_get_tools(self.hass, llm_context, api_id)
+            return overview.prompt if overview else None
+
+        if llm_context.assistant != ASSISTANT:  # the names are tracked for conversation agents
+            return build()
+        return async_home_names(self.hass).kept(("overview", api_id), build)
+
+
+def home_api(
+    hass: HomeAssistant, api_ids: list[str], *, max_home_chars: int | None = None, sentence: str = ""
+) -> HomeAPI:
+    return HomeAPI(
+        hass=hass,
+        id=f"{DOMAIN}:{'|'.join(api_ids)}",
+        name="MicroPi",
+        api_ids=api_ids,
+        max_home_chars=max_home_chars,
+        sentence=sentence,
+    )

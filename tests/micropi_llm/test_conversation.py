@@ -5,14 +5,31 @@ import logging
 
 import pytest
 from homeassistant.components import conversation
-from homeassistant.core import HomeAssistant
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import intent
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from bench.ollama_wire import DEFAULT_MODEL, OllamaWireServer, Reply
-from custom_components.micropi_llm.const import DEFAULT_PROMPT
+from custom_components.micropi_llm.const import CONF_NUM_CTX, CONF_PREFER_LOCAL, DEFAULT_PROMPT
 
-from .home import AGENT_ID, Home, async_ask, call, is_error, script, speech, system_prompt, tool_names, tool_results
+from .home import (
+    AGENT_ID,
+    Home,
+    async_ask,
+    async_setup_agent,
+    async_setup_home,
+    call,
+    is_error,
+    script,
+    speech,
+    system_prompt,
+    tool_names,
+    tool_results,
+)
 
 CAPTURE = logging.getLogger("micropi_llm.capture")
 
@@ -111,3 +128,77 @@ async def test_agent_is_a_streaming_conversation_entity(
     entity = hass.data["entity_components"]["conversation"].get_entity(agent_id)
     assert entity.supports_streaming is True
     assert intent  # HA's intents are set up by the home fixture
+
+
+@pytest.mark.parametrize("change", ["rename", "alias", "unexpose", "area", "friendly_name"])
+async def test_prompt_follows_name_and_exposure_changes_between_turns(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry, change: str
+) -> None:
+    """HA's overview (names without states) is cut from the prompt, also after the names changed.
+
+    What is built from the names is kept between turns; a stale copy would leave HA's overview in.
+    """
+    wire.responder = lambda _body: Reply("Rendben.")
+    # An entity without a registry entry is named by its state alone.
+    hass.states.async_set("sensor.kinti", "12", {"friendly_name": "Kinti hőmérő"})
+    async_expose_entity(hass, conversation.DOMAIN, "sensor.kinti", True)
+    await async_ask(hass, "Mesélj valamit")
+    entities = er.async_get(hass)
+    if change == "rename":
+        entities.async_update_entity(home.kitchen_light, name="Sütő lámpa")
+    elif change == "alias":
+        entities.async_update_entity(home.kitchen_light, aliases=[er.COMPUTED_NAME, "pult"])
+    elif change == "unexpose":
+        async_expose_entity(hass, conversation.DOMAIN, home.kitchen_light, False)
+    elif change == "area":
+        entities.async_update_entity(home.kitchen_light, area_id=ar.async_get(hass).async_create("Kamra").id)
+    else:
+        hass.states.async_set("sensor.kinti", "12", {"friendly_name": "Kerti hőmérő"})
+    await hass.async_block_till_done()
+    await async_ask(hass, "Mesélj még")
+    first, second = system_prompt(wire.requests[0]), system_prompt(wire.requests[1])
+    for prompt in (first, second):
+        assert "Static Context" not in prompt
+    assert first != second
+
+
+async def test_home_too_large_for_the_context_lists_the_named_areas_and_counts_the_rest(
+    hass: HomeAssistant, wire: OllamaWireServer
+) -> None:
+    """500 devices do not fit num_ctx 8192 (Ollama would cut the prompt's start, instructions included)."""
+    await async_setup_home(hass, extra=500)
+    entry = await async_setup_agent(hass, wire.url, {CONF_PREFER_LOCAL: False})
+    wire.responder = lambda _body: Reply("Rendben.")
+    await async_ask(hass, "Kapcsold le a lámpákat a konyhában")
+    body = wire.requests[0]
+    prompt = system_prompt(body)
+    assert "This home has too many devices to list here" in prompt
+    assert "- Konyhai lámpa [light] off" in prompt  # the area the user named, in full
+    assert "- Nappali lámpa" not in prompt  # another area: counted only
+    assert "- Nappali (aliases: living room): " in prompt and " light" in prompt
+    assert any(name.endswith("GetLiveContext") for name in tool_names(body))  # states of the rest on request
+    assert len(json.dumps(body["messages"]) + json.dumps(body["tools"])) // 3 < 8192 - 512
+
+    # Said to a satellite in the living room: its own area is listed in full.
+    satellite = dr.async_get(hass).async_get_or_create(config_entry_id=entry.entry_id, identifiers={("test", "sat")})
+    living = ar.async_get(hass).async_get_area_by_name("Nappali")
+    assert living is not None
+    dr.async_get(hass).async_update_device(satellite.id, area_id=living.id)
+    await conversation.async_converse(
+        hass, "Kapcsold le a lámpákat", None, Context(), language="hu", agent_id=AGENT_ID, device_id=satellite.id
+    )
+    prompt = system_prompt(wire.requests[1])
+    assert "- Nappali lámpa [light] on, 80%" in prompt
+    assert "- Konyhai lámpa" not in prompt
+
+
+async def test_home_that_fits_a_larger_context_is_listed_in_full(hass: HomeAssistant, wire: OllamaWireServer) -> None:
+    await async_setup_home(hass, extra=500)
+    await async_setup_agent(hass, wire.url, {CONF_PREFER_LOCAL: False, CONF_NUM_CTX: 32768})
+    wire.responder = lambda _body: Reply("Rendben.")
+    await async_ask(hass, "Kapcsold le a lámpákat a konyhában")
+    body = wire.requests[0]
+    prompt = system_prompt(body)
+    assert "This home has too many devices" not in prompt
+    assert "- Nappali lámpa [light] on, 80%" in prompt
+    assert not any(name.endswith("GetLiveContext") for name in tool_names(body))

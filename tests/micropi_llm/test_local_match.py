@@ -436,3 +436,15 @@ def test_learnt_hungarian_words_and_endings(hungarian: LanguageWords) -> None:
 
 def test_fold() -> None:
     assert fold("Hálószobában ŐSZI Ünnep") == "haloszobaban oszi unnep"
+
+
+async def test_renamed_device_is_found_on_the_next_turn(small_home: SmallHome) -> None:
+    """The folded names are kept between sentences, and rebuilt when a name changes."""
+    hass = small_home.hass
+    assert await async_handle_locally(hass, _input("kapcsold fel a mennyezeti lampat")) is not None
+    assert small_home.state("ceiling") == STATE_ON
+    er.async_get(hass).async_update_entity(small_home.ids["ceiling"], name="Hátsó lámpa", aliases=[er.COMPUTED_NAME])
+    await hass.async_block_till_done()
+    assert not await _ha_alone_matches(hass, "kapcsold le a hatso lampat")
+    assert await async_handle_locally(hass, _input("kapcsold le a hatso lampat")) is not None
+    assert small_home.state("ceiling") == STATE_OFF
