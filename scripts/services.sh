@@ -9,7 +9,7 @@
 set -euo pipefail
 
 need=()
-[ -x /usr/lib/postgresql/*/bin/postgres ] 2>/dev/null || compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
+compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 

@@ -75,7 +75,7 @@ build_sid_python() {
         media-types tzdata netbase || die "could not fetch Debian sid's python$PY_SERIES (see above)"
     mkdir -p "$work/root"
     for deb in "$work"/*.deb; do dpkg-deb -x "$deb" "$work/root"; done
-    local r=$work/root lib=$work/root/usr/lib/$triplet stdlib=$work/root/usr/lib/python$PY_SERIES
+    local r=$work/root stdlib=$work/root/usr/lib/python$PY_SERIES
     # Final paths: RPATH and the interpreter are absolute, so patch for where the tree will live.
     local final_lib=$sid_root/usr/lib/$triplet
     "$PATCHELF" --set-interpreter "$final_lib/$loader" --force-rpath --set-rpath "$final_lib" \

@@ -55,13 +55,19 @@ def _light(hass: HomeAssistant, state: State) -> list[str]:
     return []
 
 
+def _now_and_target(state: State, current_key: str, target_key: str, unit: str) -> list[str]:
+    """'now 21 °C', 'target 22 °C': the reading and the set point of a thermostat-like device."""
+    parts = []
+    if (current := state.attributes.get(current_key)) is not None:
+        parts.append(f"now {_number(current)}{unit}")
+    if (target := state.attributes.get(target_key)) is not None:
+        parts.append(f"target {_number(target)}{unit}")
+    return parts
+
+
 def _climate(hass: HomeAssistant, state: State) -> list[str]:
     unit = _temperature_unit(hass, state)
-    parts = []
-    if (current := state.attributes.get("current_temperature")) is not None:
-        parts.append(f"now {_number(current)} {unit}")
-    if (target := state.attributes.get("temperature")) is not None:
-        parts.append(f"target {_number(target)} {unit}")
+    parts = _now_and_target(state, "current_temperature", "temperature", f" {unit}")
     low, high = state.attributes.get("target_temp_low"), state.attributes.get("target_temp_high")
     if low is not None and high is not None:
         parts.append(f"target {_number(low)}-{_number(high)} {unit}")
@@ -71,13 +77,7 @@ def _climate(hass: HomeAssistant, state: State) -> list[str]:
 
 
 def _water_heater(hass: HomeAssistant, state: State) -> list[str]:
-    unit = _temperature_unit(hass, state)
-    parts = []
-    if (current := state.attributes.get("current_temperature")) is not None:
-        parts.append(f"now {_number(current)} {unit}")
-    if (target := state.attributes.get("temperature")) is not None:
-        parts.append(f"target {_number(target)} {unit}")
-    return parts
+    return _now_and_target(state, "current_temperature", "temperature", f" {_temperature_unit(hass, state)}")
 
 
 def _cover(hass: HomeAssistant, state: State) -> list[str]:
@@ -107,12 +107,7 @@ def _fan(hass: HomeAssistant, state: State) -> list[str]:
 
 
 def _humidifier(hass: HomeAssistant, state: State) -> list[str]:
-    parts = []
-    if (current := state.attributes.get("current_humidity")) is not None:
-        parts.append(f"now {_number(current)}%")
-    if (target := state.attributes.get("humidity")) is not None:
-        parts.append(f"target {_number(target)}%")
-    return parts
+    return _now_and_target(state, "current_humidity", "humidity", "%")
 
 
 def _weather(hass: HomeAssistant, state: State) -> list[str]:
