@@ -2,6 +2,7 @@
 # Installs, from Debian's packages, the services that the tests start and stop themselves:
 # PostgreSQL (hosting's production database) and dockerd (hosting's docker runtime); also
 # busybox-static (the docker tests' stand-in HA image is built from its one static binary) and the
+# Chromium with its WebDriver (the browser tests drive Debian's own build; no browser download), and the
 # `docker compose` v2 CLI plugin (the compose.yaml test), taken from Debian sid (it needs only libc6
 # >= 2.34) with a private apt state and unpacked into ~/.docker/cli-plugins, the host untouched.
 #
@@ -12,6 +13,8 @@ need=()
 compgen -G "/usr/lib/postgresql/*/bin/postgres" >/dev/null || need+=(postgresql)
 command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 
 # shellcheck source=scripts/debian-sid.sh
 source "$(dirname "${BASH_SOURCE[0]}")/debian-sid.sh"
