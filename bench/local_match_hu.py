@@ -27,7 +27,7 @@ from hassil.recognize import RecognizeResult, recognize_best
 from hassil.util import remove_punctuation
 from home_assistant_intents import get_intents
 
-from custom_components.micropi_llm.local_match import HomeName, LanguageWords, fold, learn_language, rewrites
+from custom_components.micropi_llm.hungarian import HomeName, LanguageWords, fold, learn_language, rewrites
 
 DEFAULT_TESTS = Path(os.environ.get("MICROPI_INTENTS_HU", "/work/shared/datasets/intents-hu/tests/hu"))
 LANGUAGE = "hu"

@@ -1,4 +1,4 @@
-"""Talking to the Ollama server: the client, what each failure means, and the entry's runtime data."""
+"""Talking to the Ollama server: the client, what each failure of a turn means, and the entry's runtime data."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from .const import CONNECT_TIMEOUT, TURN_STATS_KEPT
 
 
 class Failure(StrEnum):
-    """What went wrong with the server; each value is a translation key (errors and exceptions)."""
+    """What went wrong in a turn; each value is a translation key (errors, and `spoken_<value>` exceptions)."""
 
     CANNOT_CONNECT = "cannot_connect"
     INVALID_AUTH = "invalid_auth"
@@ -29,14 +29,29 @@ class Failure(StrEnum):
     TIMEOUT = "timeout"
     SERVER_ERROR = "server_error"
     BROKEN_STREAM = "broken_stream"
+    # Not the server's: an HA LLM API chosen for the agent is gone, or the model kept calling tools.
+    LLM_API = "llm_api"
+    TOOL_LOOP = "tool_loop"
 
 
 class IncompleteStreamError(Exception):
     """The NDJSON stream ended without Ollama's final `done` chunk."""
 
 
+class LLMAPIUnavailableError(Exception):
+    """An HA LLM API chosen for the agent cannot be had (removed, or its integration not loaded)."""
+
+
+class ToolLoopError(Exception):
+    """The model was still calling tools when the agent's tool rounds ran out."""
+
+
 def classify(err: BaseException) -> Failure:
-    """Name the failure behind an exception raised while talking to Ollama."""
+    """Name the failure behind an exception raised during a turn (mostly while talking to Ollama)."""
+    if isinstance(err, LLMAPIUnavailableError):
+        return Failure.LLM_API
+    if isinstance(err, ToolLoopError):
+        return Failure.TOOL_LOOP
     if isinstance(err, ollama.ResponseError):
         if err.status_code in (401, 403):
             return Failure.INVALID_AUTH
@@ -68,6 +83,8 @@ OLLAMA_ERRORS: tuple[type[BaseException], ...] = (
     pydantic.ValidationError,
     IncompleteStreamError,
 )
+# What ends a turn with a spoken error: the server's failures and the agent's own two.
+TURN_ERRORS: tuple[type[BaseException], ...] = (*OLLAMA_ERRORS, LLMAPIUnavailableError, ToolLoopError)
 
 
 def create_client(url: str, api_key: str | None) -> ollama.AsyncClient:

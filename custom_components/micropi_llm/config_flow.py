@@ -65,6 +65,7 @@ from .const import (
     SUBENTRY_CONVERSATION,
     default_prompt,
 )
+from .options import AgentOptions
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -89,15 +90,33 @@ def _clean_server_input(user_input: Mapping[str, Any]) -> tuple[str, str | None]
     return url, api_key
 
 
+def _server_data(url: str, api_key: str | None) -> dict[str, Any]:
+    """A server entry's data: the URL, and the API key only when there is one."""
+    return {CONF_URL: url} | ({CONF_API_KEY: api_key} if api_key else {})
+
+
+def _server_failure(err: BaseException) -> Failure:
+    """The error (or abort reason) for a server that could not list its models, the same in both flows."""
+    return Failure.INVALID_AUTH if classify(err) is Failure.INVALID_AUTH else Failure.CANNOT_CONNECT
+
+
+def _pull_failure(err: BaseException) -> str:
+    """The error (or abort reason) for a model that could not be pulled, the same in both flows."""
+    if isinstance(err, ollama.ResponseError) and any(
+        words in str(err.error) for words in ("does not exist", "not found")
+    ):
+        return Failure.MODEL_NOT_FOUND  # no such model in the library
+    return Failure.CANNOT_CONNECT if classify(err) is Failure.CANNOT_CONNECT else "pull_failed"
+
+
 async def _async_check_server(url: str, api_key: str | None) -> tuple[list[str], dict[str, str]]:
     """The server's models, or the form errors that say why they could not be had."""
     client = create_client(url, api_key)
     try:
         return await async_list_models(client), {}
     except OLLAMA_ERRORS as err:
-        failure = classify(err)
-        _LOGGER.debug("Ollama server %s failed the check: %s (%r)", redact_url(url), failure, err)
-        return [], {"base": Failure.INVALID_AUTH if failure is Failure.INVALID_AUTH else Failure.CANNOT_CONNECT}
+        _LOGGER.debug("Ollama server %s failed the check: %s (%r)", redact_url(url), classify(err), err)
+        return [], {"base": _server_failure(err)}
     finally:
         await async_close(client)
 
@@ -112,21 +131,29 @@ def _model_selector(models: list[str], current: str | None) -> SelectSelector:
     return SelectSelector(SelectSelectorConfig(options=options, custom_value=True, sort=False))
 
 
-class _PullMixin:
-    """Pull a missing model with progress; shared by the server flow and the agent flow."""
+class _PullStepMixin[FlowResultT]:
+    """The pull step, shared by the server flow and the agent flow: pull a missing model, with progress.
+
+    When the pull ends, the flow goes on to its own `finish` step, or to its `pull_failed` step
+    with `_pull_error` set.
+    """
 
     hass: HomeAssistant
     _pull_task: asyncio.Task[None] | None = None
     _pull_model: str = ""
+    _pull_error: str | None = None
 
-    def _start_pull(
-        self, client: ollama.AsyncClient, model: str, report: Callable[[float], None], *, close: bool = False
-    ) -> None:
+    # The flow's own helpers (ConfigFlow's and ConfigSubentryFlow's have the same shape).
+    async_show_progress: Callable[..., FlowResultT]
+    async_show_progress_done: Callable[..., FlowResultT]
+    async_update_progress: Callable[[float], None]
+
+    def _start_pull(self, client: ollama.AsyncClient, model: str, *, close: bool = False) -> None:
         """Pull in the background; `close` the client afterwards when it was made for this pull."""
 
         async def pull() -> None:
             try:
-                await async_pull(client, model, report)
+                await async_pull(client, model, self.async_update_progress)
             finally:
                 if close:
                     await async_close(client)
@@ -134,22 +161,26 @@ class _PullMixin:
         self._pull_model = model
         self._pull_task = self.hass.async_create_task(pull(), f"{DOMAIN} pull {model}")
 
-    def _pull_failure(self) -> str | None:
-        """After the pull task ended: None on success, else the form error."""
+    async def async_step_pull(self, user_input: dict[str, Any] | None = None) -> FlowResultT:
+        """Wait for the pull, showing its progress."""
         assert self._pull_task is not None
+        if not self._pull_task.done():
+            return self.async_show_progress(
+                step_id="pull",
+                progress_action="pull",
+                progress_task=self._pull_task,
+                description_placeholders={"model": self._pull_model},
+            )
         err = self._pull_task.exception()
         self._pull_task = None
         if err is None:
-            return None
+            return self.async_show_progress_done(next_step_id="finish")
         _LOGGER.warning("Pulling model %s failed: %s", self._pull_model, err)
-        if isinstance(err, ollama.ResponseError) and any(
-            words in str(err.error) for words in ("does not exist", "not found")
-        ):
-            return Failure.MODEL_NOT_FOUND  # no such model in the library
-        return Failure.CANNOT_CONNECT if classify(err) is Failure.CANNOT_CONNECT else "pull_failed"
+        self._pull_error = _pull_failure(err)
+        return self.async_show_progress_done(next_step_id="pull_failed")
 
 
-class MicroPiConfigFlow(_PullMixin, ConfigFlow, domain=DOMAIN):
+class MicroPiConfigFlow(_PullStepMixin[ConfigFlowResult], ConfigFlow, domain=DOMAIN):
     """Set up an Ollama server: URL and key, then the first agent's model."""
 
     VERSION = 1
@@ -159,7 +190,6 @@ class MicroPiConfigFlow(_PullMixin, ConfigFlow, domain=DOMAIN):
         self._url = ""
         self._api_key: str | None = None
         self._models: list[str] = []
-        self._model_error: str | None = None
 
     @override
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
@@ -188,50 +218,32 @@ class MicroPiConfigFlow(_PullMixin, ConfigFlow, domain=DOMAIN):
             model = str(user_input[CONF_MODEL]).strip()
             if model in self._models:
                 return self._create(model)
-            client = create_client(self._url, self._api_key)
-            self._start_pull(client, model, self.async_update_progress, close=True)
+            self._start_pull(create_client(self._url, self._api_key), model, close=True)
             return await self.async_step_pull()
-        errors = {"base": self._model_error} if self._model_error else {}
-        self._model_error = None
+        errors = {"base": self._pull_error} if self._pull_error else {}
+        self._pull_error = None
         schema = vol.Schema({vol.Required(CONF_MODEL, default=DEFAULT_MODEL): _model_selector(self._models, None)})
         return self.async_show_form(step_id="model", data_schema=schema, errors=errors)
 
-    async def async_step_pull(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Wait for the pull, showing its progress."""
-        assert self._pull_task is not None
-        if not self._pull_task.done():
-            return self.async_show_progress(
-                step_id="pull",
-                progress_action="pull",
-                progress_task=self._pull_task,
-                description_placeholders={"model": self._pull_model},
-            )
-        if (error := self._pull_failure()) is not None:
-            self._model_error = error
-            return self.async_show_progress_done(next_step_id="model")
-        self._models.append(self._pull_model)
-        return self.async_show_progress_done(next_step_id="finish")
+    async def async_step_pull_failed(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """The model could not be pulled: choose again, with the reason shown."""
+        return await self.async_step_model()
 
     async def async_step_finish(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """The pulled model is there: create the entry."""
         return self._create(self._pull_model)
 
     def _create(self, model: str) -> ConfigFlowResult:
-        data = {CONF_URL: self._url}
-        if self._api_key:
-            data[CONF_API_KEY] = self._api_key
         return self.async_create_entry(
             title=redact_url(self._url),
-            data=data,
+            data=_server_data(self._url, self._api_key),
             subentries=[
                 {
                     "subentry_type": SUBENTRY_CONVERSATION,
                     "title": DEFAULT_AGENT_TITLE,
-                    "data": {
-                        **DEFAULT_AGENT_OPTIONS,
-                        CONF_PROMPT: default_prompt(self.hass.config.language),
-                        CONF_MODEL: model,
-                    },
+                    "data": AgentOptions.from_data(
+                        {CONF_PROMPT: default_prompt(self.hass.config.language), CONF_MODEL: model}
+                    ).as_data(),
                     "unique_id": None,
                 }
             ],
@@ -251,10 +263,9 @@ class MicroPiConfigFlow(_PullMixin, ConfigFlow, domain=DOMAIN):
                     self._async_abort_entries_match({CONF_URL: url})
                 _models, errors = await _async_check_server(url, api_key)
                 if not errors:
-                    data: dict[str, Any] = {CONF_URL: url}
-                    if api_key:
-                        data[CONF_API_KEY] = api_key
-                    return self.async_update_reload_and_abort(entry, title=redact_url(url), data=data)
+                    return self.async_update_reload_and_abort(
+                        entry, title=redact_url(url), data=_server_data(url, api_key)
+                    )
         suggested = user_input if user_input is not None else {CONF_URL: entry.data[CONF_URL]}
         return self.async_show_form(
             step_id="reconfigure",
@@ -274,10 +285,7 @@ class MicroPiConfigFlow(_PullMixin, ConfigFlow, domain=DOMAIN):
             api_key = str(user_input.get(CONF_API_KEY) or "").strip() or None
             _models, errors = await _async_check_server(entry.data[CONF_URL], api_key)
             if not errors:
-                data: dict[str, Any] = {CONF_URL: entry.data[CONF_URL]}
-                if api_key:
-                    data[CONF_API_KEY] = api_key
-                return self.async_update_reload_and_abort(entry, data=data)
+                return self.async_update_reload_and_abort(entry, data=_server_data(entry.data[CONF_URL], api_key))
         return self.async_show_form(
             step_id="reauth_confirm",
             data_schema=REAUTH_SCHEMA,
@@ -329,19 +337,7 @@ def agent_schema(hass: HomeAssistant, models: list[str], options: Mapping[str, A
     return vol.Schema(fields)
 
 
-def _normalise_agent_input(user_input: Mapping[str, Any], language: str) -> dict[str, Any]:
-    """Whole numbers as ints (the number selector gives floats); no API selected means none."""
-    data = dict(user_input)
-    data[CONF_MODEL] = str(data[CONF_MODEL]).strip()
-    for key in (CONF_MAX_HISTORY, CONF_NUM_CTX, CONF_KEEP_ALIVE, CONF_TIMEOUT, CONF_MAX_TOOL_ITERATIONS):
-        data[key] = int(data[key])
-    data[CONF_TEMPERATURE] = float(data[CONF_TEMPERATURE])
-    data[CONF_LLM_HASS_API] = list(data.get(CONF_LLM_HASS_API) or [])
-    data.setdefault(CONF_PROMPT, default_prompt(language))
-    return data
-
-
-class AgentSubentryFlow(_PullMixin, ConfigSubentryFlow):
+class AgentSubentryFlow(_PullStepMixin[SubentryFlowResult], ConfigSubentryFlow):
     """Add or change a conversation agent of a server."""
 
     def __init__(self) -> None:
@@ -369,12 +365,16 @@ class AgentSubentryFlow(_PullMixin, ConfigSubentryFlow):
             models = await async_list_models(self._client)
         except OLLAMA_ERRORS as err:
             _LOGGER.warning("Could not list the models of the Ollama server: %s", err)
-            return self.async_abort(reason=classify(err))
+            return self.async_abort(reason=_server_failure(err))
         if user_input is not None:
-            self._data = _normalise_agent_input(user_input, self.hass.config.language)
-            self._title = self._data.pop(CONF_NAME, "") or (DEFAULT_AGENT_TITLE if new else "")
-            if self._data[CONF_MODEL] not in models:
-                self._start_pull(self._client, self._data[CONF_MODEL], self.async_update_progress)
+            form = dict(user_input)
+            self._title = form.pop(CONF_NAME, "") or (DEFAULT_AGENT_TITLE if new else "")
+            # A prompt left empty is the default one; no API selected means none.
+            defaults = {CONF_PROMPT: default_prompt(self.hass.config.language), CONF_LLM_HASS_API: []}
+            agent = AgentOptions.from_data({**defaults, **form})
+            self._data = agent.as_data()
+            if agent.model not in models:
+                self._start_pull(self._client, agent.model)
                 return await self.async_step_pull()
             return self._save()
         options = {} if new else self._get_reconfigure_subentry().data
@@ -383,23 +383,11 @@ class AgentSubentryFlow(_PullMixin, ConfigSubentryFlow):
             data_schema=agent_schema(self.hass, models, options, new=new),
         )
 
-    async def async_step_pull(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
-        """Wait for the pull, showing its progress."""
-        assert self._pull_task is not None
-        if not self._pull_task.done():
-            return self.async_show_progress(
-                step_id="pull",
-                progress_action="pull",
-                progress_task=self._pull_task,
-                description_placeholders={"model": self._pull_model},
-            )
-        if self._pull_failure() is not None:
-            return self.async_show_progress_done(next_step_id="pull_failed")
-        return self.async_show_progress_done(next_step_id="finish")
-
     async def async_step_pull_failed(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """The model could not be pulled; nothing was saved."""
-        return self.async_abort(reason="pull_failed", description_placeholders={"model": self._pull_model})
+        return self.async_abort(
+            reason=self._pull_error or "pull_failed", description_placeholders={"model": self._pull_model}
+        )
 
     async def async_step_finish(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """The model is there now: save the agent."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal, override
 
@@ -13,7 +13,7 @@ import ollama
 import probatio as vol
 from homeassistant.components import conversation
 from homeassistant.config_entries import ConfigSubentry
-from homeassistant.const import CONF_LLM_HASS_API, CONF_MODEL, CONF_PROMPT, CONF_URL, MATCH_ALL
+from homeassistant.const import CONF_URL, MATCH_ALL
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import device_registry as dr
@@ -23,40 +23,28 @@ from homeassistant.helpers.json import json_dumps
 from homeassistant.helpers.translation import async_get_translations
 
 from . import async_update_model_issue
+from .budget import ContextBudget
 from .client import (
-    OLLAMA_ERRORS,
+    TURN_ERRORS,
     Failure,
     IncompleteStreamError,
+    LLMAPIUnavailableError,
     MicroPiConfigEntry,
+    ToolLoopError,
     TurnStats,
     classify,
     redact_url,
 )
-from .const import (
-    CONF_KEEP_ALIVE,
-    CONF_MAX_HISTORY,
-    CONF_MAX_TOOL_ITERATIONS,
-    CONF_NUM_CTX,
-    CONF_PREFER_LOCAL,
-    CONF_TEMPERATURE,
-    CONF_TIMEOUT,
-    DEFAULT_AGENT_OPTIONS,
-    DOMAIN,
-    SUBENTRY_CONVERSATION,
-)
+from .const import DOMAIN, SUBENTRY_CONVERSATION
+from .live_state import home_api
 from .local_match import async_handle_locally
-from .safety import home_api, looks_like_tool_call, parse_text_tool_calls, repair_arguments
+from .options import AgentOptions
+from .tool_repair import repaired_deltas
 
 _LOGGER = logging.getLogger(__name__)
 
 # Turns of different conversations run side by side; the server queues what it must.
 PARALLEL_UPDATES = 0
-
-# Characters per token when estimating a prompt's size (Hungarian splits into more tokens than
-# English; 3 errs on the safe side for both).
-CHARS_PER_TOKEN = 3
-# Tokens kept free in the context window for the model's answer.
-REPLY_RESERVE_TOKENS = 512
 
 
 async def async_setup_entry(
@@ -94,10 +82,6 @@ def to_ollama_message(content: conversation.Content) -> dict[str, Any]:
     return {"role": content.role, "content": content.content or ""}
 
 
-def _estimate_tokens(payload: Any) -> int:
-    return len(json_dumps(payload)) // CHARS_PER_TOKEN
-
-
 def _failed_local_calls(contents: list[conversation.Content]) -> set[str]:
     """The ids of HA's own intent calls (local matching) that failed.
 
@@ -125,12 +109,12 @@ def _failed_local_calls(contents: list[conversation.Content]) -> set[str]:
 
 
 def build_messages(
-    chat_log: conversation.ChatLog, tools: list[dict[str, Any]] | None, max_history: int, num_ctx: int
+    chat_log: conversation.ChatLog, tools: list[dict[str, Any]] | None, max_history: int, budget: ContextBudget
 ) -> list[dict[str, Any]]:
     """The chat log as Ollama messages: the system prompt, then the newest turns that fit.
 
     A turn is a user message with everything that answered it. At most `max_history` earlier turns
-    are kept (0: all that fit), and the oldest go first until the estimate fits `num_ctx`.
+    are kept (0: all that fit), and the oldest go first until they fit the budget.
     """
     system, *rest = chat_log.content
     failed_locally = _failed_local_calls(rest)
@@ -150,16 +134,7 @@ def build_messages(
     if max_history > 0:
         turns = turns[-(max_history + 1) :]
     head = [to_ollama_message(system)]
-    budget = num_ctx - REPLY_RESERVE_TOKENS - _estimate_tokens(head) - (_estimate_tokens(tools) if tools else 0)
-    while len(turns) > 1 and _estimate_tokens(turns) > budget:
-        turns.pop(0)
-    if _estimate_tokens(turns) > budget:
-        _LOGGER.warning(
-            "The prompt (about %d tokens) does not fit num_ctx %d; raise the agent's context window",
-            num_ctx - budget + _estimate_tokens(turns),
-            num_ctx,
-        )
-    return head + [message for turn in turns for message in turn]
+    return head + [message for turn in budget.fit_history(head, tools, turns) for message in turn]
 
 
 class MicroPiAgent(conversation.ConversationEntity):
@@ -172,9 +147,10 @@ class MicroPiAgent(conversation.ConversationEntity):
     def __init__(self, entry: MicroPiConfigEntry, subentry: ConfigSubentry) -> None:
         self.entry = entry
         self.subentry = subentry
-        self.options: dict[str, Any] = {**DEFAULT_AGENT_OPTIONS, **subentry.data}
+        self.options = AgentOptions.from_data(subentry.data)
+        self.budget = ContextBudget(self.options.num_ctx)
         self._attr_unique_id = subentry.subentry_id
-        model, _, tag = str(self.options[CONF_MODEL]).partition(":")
+        model, _, tag = self.options.model.partition(":")
         self._attr_device_info = dr.DeviceInfo(
             identifiers={(DOMAIN, subentry.subentry_id)},
             name=subentry.title,
@@ -183,7 +159,7 @@ class MicroPiAgent(conversation.ConversationEntity):
             sw_version=tag or "latest",
             entry_type=dr.DeviceEntryType.SERVICE,
         )
-        if self.options.get(CONF_LLM_HASS_API):
+        if self.options.llm_hass_api:
             self._attr_supported_features = conversation.ConversationEntityFeature.CONTROL
 
     @property
@@ -196,82 +172,70 @@ class MicroPiAgent(conversation.ConversationEntity):
         self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog
     ) -> conversation.ConversationResult:
         """Answer one user message: locally when HA matches it, else with the model."""
-        if self.options[CONF_PREFER_LOCAL] and (
-            result := await async_handle_locally(self.hass, user_input, chat_log=chat_log)
+        if self.options.prefer_local and (
+            result := await async_handle_locally(
+                self.hass, user_input, chat_log, model_controls_home=bool(self.options.llm_hass_api)
+            )
         ):
             return result
+        try:
+            await self._async_provide_llm_data(user_input, chat_log)
+            # One deadline for the whole turn, tool rounds included: the user hears something in time.
+            async with asyncio.timeout(self.options.timeout):
+                await self._async_run_model(chat_log)
+        except conversation.ConverseError as err:  # e.g. the instructions are a broken template
+            return err.as_conversation_result()
+        except TURN_ERRORS as err:
+            return await self._async_failed(user_input, chat_log, err)
+        return conversation.async_get_result_from_chat_log(user_input, chat_log)
 
-        api_ids = list(self.options.get(CONF_LLM_HASS_API) or [])
+    async def _async_provide_llm_data(
+        self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog
+    ) -> None:
+        """Instructions, the home and the tools into the chat log; LLMAPIUnavailableError if an API is gone."""
+        api_ids = list(self.options.llm_hass_api)
         try:
             await chat_log.async_provide_llm_data(
                 user_input.as_llm_context(DOMAIN),
-                home_api(
-                    self.hass,
-                    api_ids,
-                    # Half the window for the home; the rest for instructions, tools, history, answer.
-                    max_home_chars=(int(self.options[CONF_NUM_CTX]) - REPLY_RESERVE_TOKENS) * CHARS_PER_TOKEN // 2,
-                    sentence=user_input.text,
-                )
-                if api_ids
-                else None,
-                self.options.get(CONF_PROMPT),
+                home_api(self.hass, api_ids, budget=self.budget, sentence=user_input.text) if api_ids else None,
+                self.options.prompt,
                 user_input.extra_system_prompt,
             )
-        except conversation.ConverseError as err:  # e.g. the instructions are a broken template
-            return err.as_conversation_result()
+        except conversation.ConverseError:
+            raise
         except HomeAssistantError as err:  # an HA LLM API chosen for the agent is gone
-            _LOGGER.warning("Agent %s cannot use its Home Assistant API %s: %s", self.subentry.title, api_ids, err)
-            return await self._async_failed(user_input, chat_log, "llm_api", None)
+            raise LLMAPIUnavailableError(f"cannot use its Home Assistant API {api_ids}: {err}") from err
 
-        try:
-            # One deadline for the whole turn, tool rounds included: the user hears something in time.
-            async with asyncio.timeout(self.options[CONF_TIMEOUT]):
-                finished = await self._async_run_model(chat_log)
-        except OLLAMA_ERRORS as err:
-            return await self._async_failed(user_input, chat_log, classify(err), err)
-        if not finished:
-            _LOGGER.warning(
-                "Agent %s stopped after %d tool rounds without an answer",
-                self.subentry.title,
-                self.options[CONF_MAX_TOOL_ITERATIONS],
-            )
-            return await self._async_failed(user_input, chat_log, "tool_loop", None)
-        return conversation.async_get_result_from_chat_log(user_input, chat_log)
-
-    async def _async_run_model(self, chat_log: conversation.ChatLog) -> bool:
-        """Ask the model until it answers without tool calls; False when the rounds ran out."""
+    async def _async_run_model(self, chat_log: conversation.ChatLog) -> None:
+        """Ask the model until it answers without tool calls; ToolLoopError when the rounds run out."""
         client = self.entry.runtime_data.client
-        model = self.options[CONF_MODEL]
+        options = self.options
         tools = None
         if chat_log.llm_api:
             tools = [format_tool(tool, chat_log.llm_api.custom_serializer) for tool in chat_log.llm_api.tools] or None
-        keep_alive = int(self.options[CONF_KEEP_ALIVE])
-        for iteration in range(1, int(self.options[CONF_MAX_TOOL_ITERATIONS]) + 1):
-            messages = build_messages(
-                chat_log, tools, int(self.options[CONF_MAX_HISTORY]), int(self.options[CONF_NUM_CTX])
-            )
+        for iteration in range(1, options.max_tool_iterations + 1):
+            messages = build_messages(chat_log, tools, options.max_history, self.budget)
             started = time.monotonic()
             stream = await client.chat(
-                model=model,
+                model=options.model,
                 messages=messages,
                 tools=tools,
                 stream=True,
                 # -1 (keep loaded) must go as the number; other values as a duration string.
-                keep_alive=keep_alive if keep_alive < 0 else f"{keep_alive}s",
-                options={
-                    "num_ctx": int(self.options[CONF_NUM_CTX]),
-                    "temperature": float(self.options[CONF_TEMPERATURE]),
-                },
+                keep_alive=options.keep_alive if options.keep_alive < 0 else f"{options.keep_alive}s",
+                options={"num_ctx": options.num_ctx, "temperature": options.temperature},
             )
             final: list[ollama.ChatResponse] = []
-            async for _content in chat_log.async_add_delta_content_stream(self.entity_id, _deltas(stream, final)):
+            async for _content in chat_log.async_add_delta_content_stream(
+                self.entity_id, repaired_deltas(stream, final)
+            ):
                 pass
             if not final:
                 raise IncompleteStreamError("the stream ended without its final chunk")
-            self._record(model, iteration, final[0], (time.monotonic() - started) * 1000)
+            self._record(options.model, iteration, final[0], (time.monotonic() - started) * 1000)
             if not chat_log.unresponded_tool_results:
-                return True
-        return False
+                return
+        raise ToolLoopError(f"stopped after {options.max_tool_iterations} tool rounds without an answer")
 
     def _record(self, model: str, iteration: int, final: ollama.ChatResponse, wall_ms: float) -> None:
         """Keep Ollama's own figures for diagnostics, and log them."""
@@ -295,14 +259,13 @@ class MicroPiAgent(conversation.ConversationEntity):
             async_update_model_issue(self.hass, self.entry, self.subentry.subentry_id, present=True)
 
     async def _async_failed(
-        self,
-        user_input: conversation.ConversationInput,
-        chat_log: conversation.ChatLog,
-        failure: str,
-        err: BaseException | None,
+        self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog, err: BaseException
     ) -> conversation.ConversationResult:
         """Say briefly, in the user's language, that it did not work; log it once; carry on."""
-        if err is not None:
+        failure = classify(err)
+        if failure in (Failure.LLM_API, Failure.TOOL_LOOP):
+            _LOGGER.warning("Agent %s %s", self.subentry.title, err)
+        else:
             _LOGGER.warning(
                 "Agent %s: the Ollama server %s failed (%s): %s",
                 self.subentry.title,
@@ -310,7 +273,7 @@ class MicroPiAgent(conversation.ConversationEntity):
                 failure,
                 str(err) or type(err).__name__,
             )
-        if failure == Failure.MODEL_NOT_FOUND:
+        if failure is Failure.MODEL_NOT_FOUND:
             async_update_model_issue(self.hass, self.entry, self.subentry.subentry_id, present=False)
         text = await async_spoken_error(self.hass, user_input.language, failure)
         # The answer joins the chat log, so a follow-up in this conversation still makes sense.
@@ -324,7 +287,7 @@ class MicroPiAgent(conversation.ConversationEntity):
         )
 
 
-async def async_spoken_error(hass: HomeAssistant, language: str | None, failure: str) -> str:
+async def async_spoken_error(hass: HomeAssistant, language: str | None, failure: Failure) -> str:
     """The short error for the user, from translations/<language>.json (English if missing)."""
     language = (language or hass.config.language or "en").replace("_", "-")
     key = f"component.{DOMAIN}.exceptions.spoken_{failure}.message"
@@ -333,44 +296,3 @@ async def async_spoken_error(hass: HomeAssistant, language: str | None, failure:
         if text := translations.get(key):
             return text
     return "Sorry, something went wrong."
-
-
-async def _deltas(
-    stream: AsyncIterator[ollama.ChatResponse], final: list[ollama.ChatResponse]
-) -> AsyncGenerator[conversation.AssistantContentDeltaDict]:
-    """Ollama's chunks as chat log deltas; the final chunk (with the figures) goes into `final`.
-
-    Text that starts like a tool call written out (a model's tool call Ollama did not recognise)
-    is held back instead of being spoken, then turned into the tool calls it is, if it is.
-    """
-    yield {"role": "assistant"}
-    held = ""
-    holding: bool | None = None  # None until the first visible character decides
-    async for part in stream:
-        message = part.message
-        if message.tool_calls:
-            yield {
-                "tool_calls": [
-                    llm.ToolInput(tool_name=call.function.name, tool_args=repair_arguments(call.function.arguments))
-                    for call in message.tool_calls
-                ]
-            }
-        if message.content:
-            if holding is None:
-                held += message.content
-                if held.strip():
-                    holding = looks_like_tool_call(held)
-                    if not holding:
-                        yield {"content": held}
-            elif holding:
-                held += message.content
-            else:
-                yield {"content": message.content}
-        if part.done:
-            final.append(part)
-    if holding:
-        if calls := parse_text_tool_calls(held):
-            _LOGGER.debug("Read tool calls written as text: %s", calls)
-            yield {"tool_calls": calls}
-        else:
-            yield {"content": held}

@@ -1,4 +1,4 @@
-"""Knowing cheaply when the home's names may have changed, so work done on them can be kept.
+"""The home as our assistant sees it: which entities are exposed, and knowing cheaply when names changed.
 
 The names the model and the local matcher see (exposed entities' names and aliases, areas,
 floors, and which entities are exposed) change rarely, but reading and folding them costs more
@@ -12,9 +12,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from homeassistant.components.homeassistant.exposed_entities import async_listen_entity_updates
+from homeassistant.components.homeassistant.exposed_entities import async_listen_entity_updates, async_should_expose
 from homeassistant.const import ATTR_FRIENDLY_NAME, EVENT_STATE_CHANGED
-from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
+from homeassistant.core import Event, EventStateChangedData, HomeAssistant, State, callback
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
@@ -25,6 +25,12 @@ DATA_HOME_NAMES: HassKey[HomeNames] = HassKey("micropi_llm_home_names")
 
 # Every assistant whose exposure settings our names follow (HA's conversation agents use this one).
 ASSISTANT = "conversation"
+
+
+@callback
+def async_exposed_states(hass: HomeAssistant, assistant: str) -> list[State]:
+    """The states of the entities exposed to the assistant."""
+    return [state for state in hass.states.async_all() if async_should_expose(hass, assistant, state.entity_id)]
 
 
 @dataclass

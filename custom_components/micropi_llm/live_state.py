@@ -1,4 +1,4 @@
-"""The home as the model sees it: every exposed entity with its state, compact, grouped by area.
+"""What the model sees: every exposed entity with its state in the prompt, and the HA API that carries it.
 
 With the states in the prompt the model answers "is the bedroom light on?" and works out "two
 degrees lower" without asking for them first (no extra round trip). The text depends only on the
@@ -14,15 +14,22 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, override
 
-from homeassistant.components.homeassistant.exposed_entities import async_should_expose
+from homeassistant.components.homeassistant import llm as ha_llm
 from homeassistant.const import ATTR_UNIT_OF_MEASUREMENT, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant, State, callback
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers import intent
+from homeassistant.helpers import intent, llm
+
+from .budget import ContextBudget
+from .const import DOMAIN
+from .guard import GuardedAPIInstance
+from .home_names import ASSISTANT, async_exposed_states, async_home_names
+from .hungarian import fold
 
 # Own tools exist for these, as in HA's own overview; listing them would only cost tokens.
 SKIPPED_DOMAINS = frozenset({"calendar", "script", "todo"})
@@ -155,16 +162,18 @@ def _state_text(hass: HomeAssistant, state: State) -> str:
     return ", ".join([value, *details])
 
 
-@callback
-def async_exposed_states(hass: HomeAssistant, assistant: str) -> list[State]:
-    """The states of the entities exposed to the assistant."""
-    return [state for state in hass.states.async_all() if async_should_expose(hass, assistant, state.entity_id)]
+@dataclass(frozen=True, slots=True)
+class RenderedHome:
+    """The home's text for the prompt, and whether it is summarised (then states are read with a tool)."""
+
+    text: str
+    summarised: bool = False
 
 
 @callback
 def async_render_home(
     hass: HomeAssistant, assistant: str, *, max_chars: int | None = None, focus: Callable[[str], bool] | None = None
-) -> str:
+) -> RenderedHome:
     """The exposed home, one line per entity, grouped by area; stable order.
 
     When the list is longer than `max_chars` (a large home in a small context window, where
@@ -203,7 +212,9 @@ def async_render_home(
         kinds[area_key][state.domain] += 1
 
     if not by_area:
-        return "No devices are exposed to you. If the user wants to control one, tell them to expose it to Assist."
+        return RenderedHome(
+            "No devices are exposed to you. If the user wants to control one, tell them to expose it to Assist."
+        )
     order = sorted(by_area, key=lambda key: (key == NO_AREA, key.casefold()))
     blocks = {
         area_key: f"{area_titles.get(area_key, NO_AREA)}:\n"
@@ -212,7 +223,7 @@ def async_render_home(
     }
     full = f"{FULL_HOME_HEADING}\n" + "\n".join(blocks.values())
     if max_chars is None or len(full) <= max_chars:
-        return full
+        return RenderedHome(full)
     focused = [key for key in order if focus is not None and any(focus(name) for name in area_names.get(key, ()))]
     counted = [
         f"- {area_titles.get(key, NO_AREA)}: "
@@ -220,7 +231,7 @@ def async_render_home(
         for key in order
         if key not in focused
     ]
-    return "\n".join(
+    summary = "\n".join(
         [
             f"{SUMMARISED_HOME_HEADING} Listed with their state are only the areas"
             " the user mentioned or is in; to act on any other device call the tools with the name"
@@ -229,4 +240,82 @@ def async_render_home(
             "Other areas, devices counted by kind:",
             *counted,
         ]
+    )
+    return RenderedHome(summary, summarised=True)
+
+
+# ----- the API that puts the home in the prompt ------------------------------------------------------
+
+
+@dataclass(slots=True, kw_only=True)
+class HomeAPI(llm.API):
+    """The user's chosen HA LLM APIs, with our live state in place of HA's own home overview."""
+
+    api_ids: list[str]
+    # The agent's context window (how long the home list may be), and what the user said (its
+    # areas are listed first when the home does not fit).
+    budget: ContextBudget | None = None
+    sentence: str = ""
+
+    @override
+    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
+        inner = await llm.async_get_api(self.hass, self.api_ids, llm_context)
+        prompt = inner.api_prompt
+        # HA's overview (names without states, plus "call GetLiveContext for states") is replaced
+        # by our list with states, which makes that tool's round trip unnecessary.
+        for api_id in self.api_ids:
+            if overview := self._overview(llm_context, api_id):
+                prompt = prompt.replace(overview, "")
+        home = async_render_home(
+            self.hass,
+            llm_context.assistant,
+            max_chars=self.budget.home_chars if self.budget else None,
+            focus=self._focus(llm_context),
+        )
+        # With every state listed, HA's state tool would only repeat them; a summarised home needs it.
+        tools = [tool for tool in inner.tools if home.summarised or not tool.name.endswith("GetLiveContext")]
+        return GuardedAPIInstance(
+            api=self,
+            api_prompt=f"{prompt.strip()}\n\n{home.text}",
+            llm_context=llm_context,
+            tools=tools,
+            custom_serializer=inner.custom_serializer,
+        )
+
+    def _focus(self, llm_context: llm.LLMContext) -> Callable[[str], bool]:
+        """Whether an area name is one the user said (inflected or without accents) or the speaker's area."""
+        said = fold(self.sentence)
+        own_area = None
+        if llm_context.device_id and (device := dr.async_get(self.hass).async_get(llm_context.device_id)):
+            area_id = dr.async_get_effective_area_id(self.hass, device)
+            own_area = ar.async_get(self.hass).async_get_area(area_id) if area_id else None
+
+        def focus(area_name: str) -> bool:
+            return fold(area_name) in said or (own_area is not None and area_name == own_area.name)
+
+        return focus
+
+    def _overview(self, llm_context: llm.LLMContext, api_id: str) -> str | None:
+        """HA's overview prompt for this API, built again only when the home's names changed."""
+
+        def build() -> str | None:
+            overview = ha_llm.async_get_tools(self.hass, llm_context, api_id)
+            return overview.prompt if overview else None
+
+        if llm_context.assistant != ASSISTANT:  # the names are tracked for conversation agents
+            return build()
+        return async_home_names(self.hass).kept(("overview", api_id), build)
+
+
+def home_api(
+    hass: HomeAssistant, api_ids: list[str], *, budget: ContextBudget | None = None, sentence: str = ""
+) -> HomeAPI:
+    """The API for one turn: the chosen HA APIs, the home fitted to the budget, focused on the sentence."""
+    return HomeAPI(
+        hass=hass,
+        id=f"{DOMAIN}:{'|'.join(api_ids)}",
+        name="MicroPi",
+        api_ids=api_ids,
+        budget=budget,
+        sentence=sentence,
     )

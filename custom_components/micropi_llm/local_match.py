@@ -2,50 +2,34 @@
 
 Matching is HA's own: hassil with HA's intents (and the user's custom sentences), through the
 default agent, exposed entities only - exactly what the Assist pipeline's "prefer local intents"
-does, but usable from our agent, so it also covers `conversation.process` and the REST API.
+does, but inside our agent, so it also covers `conversation.process` and the REST API.
 
-HA's Hungarian templates glue case endings straight onto a name (`{area}ban`, `{name}t`), so they
-miss the spoken forms where the name's last vowel lengthens ("hálószoba" -> "hálószobában",
-"lámpa" -> "lámpát"), and every sentence typed without accents ("lampat", "kapcsold be a
-konyhat"). When HA does not match a sentence as typed, we rewrite it once and let HA try again:
-
-1. a word (or run of words) that is an inflected, accent-less or differently cased form of an
-   exposed entity's, an area's or a floor's name or alias becomes that name plus the ending
-   HA's templates accept after such a name ("hálószobában" -> "Hálószobaban");
-2. any other word written without accents becomes the template word it folds to
-   ("lampat" -> "lámpát").
-
-Both tables are read from the language's own templates, so there is nothing to keep in step
-with HA's intents; only the list of Hungarian case endings is ours. The original sentence always
-goes first, so the rewrite can only add matches.
+When HA does not match a sentence as typed, it tries once more with each rewrite `hungarian.py`
+makes of it (inflected and accent-less names and words). The original sentence always goes
+first, so the rewrite can only add matches.
 """
 
 from __future__ import annotations
 
 import logging
-import string
-import unicodedata
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from collections.abc import Iterator
+from dataclasses import replace
 
-from hassil.expression import Expression, Group, ListReference, RuleReference, Sequence, TextChunk
-from hassil.intents import Intents, TextSlotList
+from hassil.intents import Intents
 from hassil.recognize import RecognizeResult
-from hassil.util import remove_punctuation
 from homeassistant.components import conversation
 from homeassistant.components.conversation.agent_manager import get_agent_manager
-from homeassistant.components.conversation.chat_log import current_chat_log
 from homeassistant.components.conversation.default_agent import DefaultAgent
 from homeassistant.components.homeassistant.exposed_entities import async_should_expose
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import area_registry as ar
-from homeassistant.helpers import chat_session, intent
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import floor_registry as fr
+from homeassistant.helpers import intent
 from homeassistant.util.hass_dict import HassKey
 
 from .home_names import ASSISTANT, async_home_names
+from .hungarian import HomeName, LanguageWords, NameIndex, learn_language, rewrites
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -54,361 +38,22 @@ _LOGGER = logging.getLogger(__name__)
 # state in its prompt, and "play X" needs its judgement.
 LEFT_TO_MODEL = frozenset({intent.INTENT_GET_STATE, "HassMediaSearchAndPlay"})
 
-# The slot lists that hold the home's names, as HA's default agent fills them.
-NAME_LISTS = ("name", "area", "floor")
-
-# Hungarian case endings as they fold (no accents), grouped by case. Within a group the
-# endings differ only by vowel harmony or linking vowel, so any of them carries the same
-# meaning; we output whichever one HA's templates accept after that kind of name.
-_HU_CASE_ENDINGS: tuple[tuple[str, ...], ...] = (
-    ("t", "at", "et", "ot"),  # accusative: lámpát, kertet, ventilátort, tükröt
-    ("n", "on", "en"),  # superessive: emeleten, erkélyen, teraszon
-    ("ban", "ben"),  # inessive: hálószobában, fürdőben
-    ("ba", "be"),  # illative: konyhába
-    ("ra", "re"),  # sublative: lámpára
-    ("nak", "nek"),  # dative: lámpának
-    ("i",),  # adjective: konyhai, nappali (of the living room)
-    ("hoz", "hez"),  # allative
-    ("bol",),  # elative: ból/ből
-    ("rol",),  # delative: ról/ről
-    ("tol",),  # ablative: tól/től
-    ("nal", "nel"),  # adessive
-    ("val", "vel"),  # instrumental
-    ("ig",),  # terminative
-)
-CASE_ENDINGS: Mapping[str, tuple[tuple[str, ...], ...]] = {"hu": _HU_CASE_ENDINGS}
-
-# Rules within rules are followed this deep, against a custom rule that names itself.
-_MAX_RULE_DEPTH = 8
-_PUNCTUATION = string.punctuation + "„”“’«»…¿¡"
-
-
-def fold(text: str) -> str:
-    """Return text casefolded and without accents, the form two spellings are compared in."""
-    decomposed = unicodedata.normalize("NFD", text.casefold())
-    return "".join(char for char in decomposed if not unicodedata.combining(char))
-
-
-@dataclass(frozen=True, slots=True)
-class LanguageWords:
-    """What a language's templates spell out, learnt once from HA's intents for it."""
-
-    # Folded word -> the template's spelling of it ("lampat" -> "lámpát").
-    words: Mapping[str, str]
-    # Every spelling the templates use, so a word already spelt right is left alone.
-    spellings: frozenset[str]
-    # Slot list ("name", "area", "floor") -> folded ending -> the template's spelling of the
-    # endings the templates accept right after a value of that list ("ban" -> "ban").
-    endings: Mapping[str, Mapping[str, str]]
-
-
-def learn_language(intents: Intents) -> LanguageWords:
-    """Collect the words of a language's templates and the endings they put after names."""
-    rules = {name: rule.expression for name, rule in intents.expansion_rules.items()}
-    sentences = [
-        template.expression
-        for known_intent in intents.intents.values()
-        for data in known_intent.data
-        for template in data.sentences
-    ]
-    # The intents' own lists hold words too ("zárva", "meleg fehérre", "redőnyöket").
-    list_values = [
-        value.text_in
-        for slot_list in intents.slot_lists.values()
-        if isinstance(slot_list, TextSlotList)
-        for value in slot_list.values
-    ]
-    # A rule stands for a word break in a sentence: its own words are learnt from the rule.
-    template_words = _Words(rules, expand_rules=False)
-    for template in (*rules.values(), *sentences, *list_values):
-        template_words.add(template)
-    words: dict[str, str] = {}
-    spellings: set[str] = set()
-    for word in template_words.words:
-        if "{" not in word and not any(char.isdigit() for char in word):
-            _keep_plainest(words, fold(word), word)
-            spellings.add(word)
-
-    # The endings after a name are spread over nested rules (<area> -> <area_ragok>), so
-    # here rules are expanded.
-    rule_words = _Words(rules, expand_rules=True)
-    for rule in rules.values():
-        rule_words.add(rule)
-    endings: dict[str, dict[str, str]] = {list_name: {} for list_name in NAME_LISTS}
-    for word in rule_words.words:
-        for list_name, list_endings in endings.items():
-            if word.startswith(f"{{{list_name}}}"):
-                ending = word.removeprefix(f"{{{list_name}}}")
-                _keep_plainest(list_endings, fold(ending), ending)
-    return LanguageWords(words=words, spellings=frozenset(spellings), endings=endings)
-
-
-# What a template part can produce, as far as word-building goes: either a piece of one word
-# (no space in it), or a text with spaces, kept as the pieces before its first space and after
-# its last, which may join the neighbours' pieces; the whole words between are already stored.
-type _Shape = str | tuple[str, str]
-
-
-class _Words:
-    """Collect every whole word a template can produce, without listing every sentence."""
-
-    def __init__(self, rules: Mapping[str, Expression], *, expand_rules: bool) -> None:
-        self.words: set[str] = set()
-        self._rules = rules
-        self._expand_rules = expand_rules
-
-    def add(self, template: Expression) -> None:
-        for shape in self._shapes(template, depth=0):
-            self._store(*((shape,) if isinstance(shape, str) else shape))
-
-    def _store(self, *words: str) -> None:
-        self.words.update(word.casefold() for word in words if word)
-
-    def _shapes(self, expression: Expression, depth: int) -> set[_Shape]:
-        match expression:
-            case TextChunk():
-                return {self._chunk(expression.original_text)}
-            case ListReference():
-                return {f"{{{expression.list_name}}}"}
-            case RuleReference() if (
-                self._expand_rules and depth < _MAX_RULE_DEPTH and expression.rule_name in self._rules
-            ):
-                return self._shapes(self._rules[expression.rule_name], depth + 1)
-            case RuleReference():
-                return {("", "")}
-            case Sequence():
-                shapes: set[_Shape] = {""}
-                for item in expression.items:
-                    parts = self._shapes(item, depth)
-                    shapes = {self._join(left, right) for left in shapes for right in parts}
-                return shapes
-            case Group():
-                # An alternative (an optional part included) or a permutation: hassil puts
-                # spaces around a permutation's parts, so their order makes no new word.
-                return set().union(*(self._shapes(item, depth) for item in expression.items))
-        return set()  # pragma: no cover - hassil has no other kind of expression
-
-    def _chunk(self, text: str) -> _Shape:
-        if not any(char.isspace() for char in text):
-            return text
-        words = text.split()
-        left = words.pop(0) if words and not text[0].isspace() else ""
-        right = words.pop() if words and not text[-1].isspace() else ""
-        self._store(*words)
-        return (left, right)
-
-    def _join(self, left: _Shape, right: _Shape) -> _Shape:
-        match left, right:
-            case str(), str():
-                return left + right
-            case str(), (first, last):
-                return (left + first, last)
-            case (first, last), str():
-                return (first, last + right)
-            case (first, last), (next_first, next_last):
-                self._store(last + next_first)
-                return (first, next_last)
-        raise AssertionError  # pragma: no cover - the cases above are exhaustive
-
-
-def _keep_plainest(table: dict[str, str], folded: str, spelling: str) -> None:
-    """Map folded to spelling, preferring the spelling with the fewest accents on a tie.
-
-    "lampa" could be "lámpa" or "lámpá" (a stem in "lámpát"); the plainer one is the word.
-    """
-    if (known := table.get(folded)) is None or (_accents(spelling), spelling) < (_accents(known), known):
-        table[folded] = spelling
-
-
-def _accents(text: str) -> int:
-    return sum(1 for char in text if char != fold(char))
-
-
-@dataclass(frozen=True, slots=True)
-class HomeName:
-    """A name the user can say for something in the home, as HA's slot lists hold it."""
-
-    list_name: str  # "name" (an exposed entity), "area" or "floor"
-    text: str
-
-
-class NameIndex:
-    """The home's names folded once, looked up by their first word.
-
-    Folding every name on every sentence cost more than the rest of a turn in a large home,
-    so the index is built when the names change (see `_async_name_index`), not per sentence.
-    """
-
-    def __init__(self, names: Iterable[HomeName]) -> None:
-        # HA's slot lists hold names without punctuation, as the matcher compares them.
-        spoken = {(name.list_name, remove_punctuation(name.text).strip()) for name in names}
-        # Longest names first, so "konyhai lámpa" (an entity) wins over "konyha" (its area).
-        ordered = sorted(
-            ((tuple(fold(text).split()), list_name, text) for list_name, text in spoken if text),
-            key=lambda candidate: (-len(candidate[0]), -len("".join(candidate[0])), candidate[2]),
-        )
-        self._by_first_word: dict[str, list[_Candidate]] = {}
-        for rank, (words, list_name, text) in enumerate(ordered):
-            self._by_first_word.setdefault(words[0], []).append(_Candidate(rank, words, list_name, text))
-
-    def candidates(self, said: str) -> list[_Candidate]:
-        """The names that may start at a word said as `said` (folded), longest first.
-
-        Only a name's last word is inflected: a longer name's first word is said as it is,
-        a one-word name's word is a prefix of what was said.
-        """
-        found = list(self._by_first_word.get(said, ()))
-        for end in range(1, len(said)):
-            found.extend(c for c in self._by_first_word.get(said[:end], ()) if len(c.words) == 1)
-        return sorted(found, key=lambda candidate: candidate.rank)
-
-
-@dataclass(frozen=True, slots=True)
-class _Candidate:
-    rank: int
-    words: tuple[str, ...]
-    list_name: str
-    text: str
-
-
-def rewrites(
-    text: str, names: Iterable[HomeName] | NameIndex, language_words: LanguageWords, language: str
-) -> list[str]:
-    """Return the rewrites of a sentence to try after it as typed, the more cautious first.
-
-    A home name can also be a template word: with a light named "Lámpa", "kapcsold fel a
-    lámpát a konyhában" means the kitchen's lights, so the first rewrite keeps words that
-    are template words; "kapcsold fel a lámpát" means that light, which the second finds.
-    """
-    index = names if isinstance(names, NameIndex) else NameIndex(names)
-    tried = {text}
-    found = []
-    for names_over_words in (False, True):
-        rewrite = normalize_sentence(text, index, language_words, language, names_over_words=names_over_words)
-        if rewrite not in tried:
-            tried.add(rewrite)
-            found.append(rewrite)
-    return found
-
-
-def normalize_sentence(
-    text: str,
-    names: Iterable[HomeName] | NameIndex,
-    language_words: LanguageWords,
-    language: str,
-    *,
-    names_over_words: bool = True,
-) -> str:
-    """Rewrite a sentence's inflected or accent-less names and words into the spelling HA matches.
-
-    Words already spelt as the templates spell them are left alone. With `names_over_words`
-    false, a name all of whose words are (accent-less) template words is left to be a word.
-    """
-    index = names if isinstance(names, NameIndex) else NameIndex(names)
-    case_groups = CASE_ENDINGS.get(language.split("-", maxsplit=1)[0].casefold(), ())
-    ending_to_group = {ending: group for group in case_groups for ending in group}
-    tokens = [_split_punctuation(token) for token in text.split()]
-    folded_words = [fold(word) for _, word, _ in tokens]
-    out: list[str] = []
-    position = 0
-    while position < len(tokens):
-        name_match = _match_name(
-            folded_words,
-            position,
-            index,
-            ending_to_group=ending_to_group,
-            accepted_endings=language_words.endings,
-            template_words=None if names_over_words else language_words.words,
-        )
-        if name_match is not None:
-            replacement, used = name_match
-            out.append(tokens[position][0] + replacement + tokens[position + used - 1][2])
-            position += used
-            continue
-        before, word, after = tokens[position]
-        folded = folded_words[position]
-        if word.casefold() not in language_words.spellings and folded in language_words.words:
-            word = language_words.words[folded]
-        out.append(before + word + after)
-        position += 1
-    return " ".join(out)
-
-
-def _split_punctuation(token: str) -> tuple[str, str, str]:
-    """Split "(lámpát)," into "(", "lámpát", "),"."""
-    word = token.strip(_PUNCTUATION)
-    if not word:
-        return token, "", ""
-    start = token.index(word)
-    return token[:start], word, token[start + len(word) :]
-
-
-def _match_name(
-    folded_words: list[str],
-    position: int,
-    index: NameIndex,
-    *,
-    ending_to_group: Mapping[str, tuple[str, ...]],
-    accepted_endings: Mapping[str, Mapping[str, str]],
-    template_words: Mapping[str, str] | None,
-) -> tuple[str, int] | None:
-    """Match a home name (maybe inflected) at folded_words[position]; return its rewrite and its length.
-
-    With `template_words`, words that are all template words are not taken for a name.
-    """
-    if not folded_words[position]:
-        return None
-    for candidate in index.candidates(folded_words[position]):
-        name_words, size = candidate.words, len(candidate.words)
-        said = folded_words[position : position + size]
-        if len(said) < size or said[:-1] != list(name_words[:-1]):
-            continue
-        if template_words is not None and all(word in template_words for word in said):
-            continue
-        # Only the last word of a Hungarian name phrase is inflected; folding has already
-        # undone the vowel lengthening before the ending (szobá-ban -> szoba-ban).
-        last_word, last_said = name_words[-1], said[-1]
-        if not last_said.startswith(last_word):
-            continue
-        ending = last_said.removeprefix(last_word)
-        if not ending:
-            return candidate.text, size
-        accepted = _accepted_ending(ending, ending_to_group, accepted_endings.get(candidate.list_name, {}))
-        if accepted is not None:
-            return candidate.text + accepted, size
-    return None
-
-
-def _accepted_ending(
-    ending: str, ending_to_group: Mapping[str, tuple[str, ...]], accepted: Mapping[str, str]
-) -> str | None:
-    """Return the spelling of this case ending that the templates accept, or None if not a case ending."""
-    if (group := ending_to_group.get(ending)) is None:
-        return None
-    # The ending as said, else another form of the same case ("kertet" -> "{area}t").
-    for form in (ending, *group):
-        if form in accepted:
-            return accepted[form]
-    return ending
-
-
 DATA_LANGUAGE_WORDS: HassKey[dict[str, tuple[Intents, LanguageWords]]] = HassKey("micropi_llm_language_words")
 
 
 async def async_handle_locally(
     hass: HomeAssistant,
     user_input: conversation.ConversationInput,
+    chat_log: conversation.ChatLog,
     *,
-    chat_log: conversation.ChatLog | None = None,
-    leave_to_model: frozenset[str] = LEFT_TO_MODEL,
+    model_controls_home: bool,
 ) -> conversation.ConversationResult | None:
     """Carry out the sentence with HA's own intents if they match it; None leaves it to the model.
 
-    Give `chat_log` when calling from an agent's `_async_handle_message`; without it, the chat
-    log already open for this conversation (or a new one) is used. Intents named in
-    `leave_to_model` are not carried out here (pass an empty set for an agent that has no HA
-    API to act with). A match whose intent fails also returns None, so the model can try; the
-    failed attempt stays in the chat log for it.
+    When the model controls the home (the agent gives it HA's API, and so the live state), the
+    intents in `LEFT_TO_MODEL` are left to it, as HA's pipeline does; otherwise HA answers those
+    too, since the model could not. A match whose intent fails also returns None, so the model
+    can try; the failed attempt stays in the chat log for HA's trace.
     """
     agent = get_agent_manager(hass).default_agent
     if agent is None:
@@ -416,6 +61,7 @@ async def async_handle_locally(
     language = user_input.language or hass.config.language
     if (lang_intents := await agent.async_get_or_load_intents(language)) is None:
         return None
+    leave_to_model = LEFT_TO_MODEL if model_controls_home else frozenset()
 
     def left_to_model(result: RecognizeResult) -> bool:
         return result.intent.name in leave_to_model
@@ -423,16 +69,15 @@ async def async_handle_locally(
     matched_input = await _async_matching_input(hass, agent, user_input, lang_intents.intents, language)
     if matched_input is None or left_to_model(matched_input[1]):
         return None
-    with _async_chat_log(hass, user_input, chat_log) as log:
-        response = await conversation.async_handle_intents(hass, matched_input[0], log, intent_filter=left_to_model)
-        if response is None or response.response_type is intent.IntentResponseType.ERROR:
-            _LOGGER.debug("Local intent for %r did not succeed, leaving it to the model", user_input.text)
-            return None
-        speech: str = response.speech.get("plain", {}).get("speech", "")
-        log.async_add_assistant_content_without_tools(
-            conversation.AssistantContent(agent_id=user_input.agent_id, content=speech)
-        )
-        return conversation.ConversationResult(response=response, conversation_id=log.conversation_id)
+    response = await conversation.async_handle_intents(hass, matched_input[0], chat_log, intent_filter=left_to_model)
+    if response is None or response.response_type is intent.IntentResponseType.ERROR:
+        _LOGGER.debug("Local intent for %r did not succeed, leaving it to the model", user_input.text)
+        return None
+    speech: str = response.speech.get("plain", {}).get("speech", "")
+    chat_log.async_add_assistant_content_without_tools(
+        conversation.AssistantContent(agent_id=user_input.agent_id, content=speech)
+    )
+    return conversation.ConversationResult(response=response, conversation_id=chat_log.conversation_id)
 
 
 async def _async_matching_input(
@@ -482,28 +127,3 @@ def _home_names(hass: HomeAssistant) -> Iterator[HomeName]:
     for floor in fr.async_get(hass).async_list_floors():
         for name in (floor.name, *floor.aliases):
             yield HomeName("floor", name)
-
-
-@contextmanager
-def _async_chat_log(
-    hass: HomeAssistant, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog | None
-) -> Iterator[conversation.ChatLog]:
-    """Use the given chat log, else the one open for this conversation, else open one.
-
-    An agent's `async_process` opens the chat log under a fresh conversation id when the input
-    has none, so an open log is this conversation's when the ids agree or the input has no id.
-    """
-    if (
-        chat_log is None
-        and (open_log := current_chat_log.get()) is not None
-        and user_input.conversation_id in (None, open_log.conversation_id)
-    ):
-        chat_log = open_log
-    if chat_log is not None:
-        yield chat_log
-        return
-    with (
-        chat_session.async_get_chat_session(hass, user_input.conversation_id) as session,
-        conversation.async_get_chat_log(hass, session, user_input) as new_log,
-    ):
-        yield new_log

@@ -10,7 +10,7 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from bench.ollama_wire import OllamaWireServer, Reply
-from custom_components.micropi_llm.safety import loads_lenient, parse_text_tool_calls, repair_arguments
+from custom_components.micropi_llm.tool_repair import loads_lenient, parse_text_tool_calls, repair_arguments
 
 from .home import Home, async_ask, call, script, speech, tool_results
 

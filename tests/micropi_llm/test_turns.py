@@ -130,7 +130,9 @@ async def test_live_state_of_every_kind(hass: HomeAssistant, home: Home) -> None
     for entity_id, (state, attributes) in extra.items():
         hass.states.async_set(entity_id, state, attributes)
         async_expose_entity(hass, conversation.DOMAIN, entity_id, True)
-    text = async_render_home(hass, conversation.DOMAIN)
+    rendered = async_render_home(hass, conversation.DOMAIN)
+    assert not rendered.summarised
+    text = rendered.text
     for line in [
         "- Redőny [cover] open, position 40%, tilt 10%",
         "- TV [media_player] playing, volume 25%, muted, playing Híradó",
@@ -147,11 +149,11 @@ async def test_live_state_of_every_kind(hass: HomeAssistant, home: Home) -> None
     ]:
         assert line in text.splitlines(), line
     assert text.splitlines()[-1].startswith("- ")  # areas first, the rest under "Other" at the end
-    assert text == async_render_home(hass, conversation.DOMAIN)  # stable
+    assert text == async_render_home(hass, conversation.DOMAIN).text  # stable
 
 
 async def test_nothing_exposed(hass: HomeAssistant) -> None:
-    assert async_render_home(hass, conversation.DOMAIN).startswith("No devices are exposed to you.")
+    assert async_render_home(hass, conversation.DOMAIN).text.startswith("No devices are exposed to you.")
 
 
 @pytest.mark.parametrize("exposed", [25, 200])

@@ -1,41 +1,30 @@
-"""What the model may call, and making its tool calls usable.
+"""The guard: every tool call the model makes is checked before it reaches HA.
 
-Every tool call goes through `GuardedAPIInstance.async_call_tool`: a call naming an unknown tool,
-an unexposed, unknown or malformed target, or arguments that were not JSON is refused with a
-message the model can correct on, and never reaches HA. Small models often get the form wrong,
-so what can be repaired without guessing is repaired: JSON encoded inside a string, a one-item
-list where a name belongs, an entity id where the name belongs, a tool call written out as text.
+Every call goes through `GuardedAPIInstance.async_call_tool`: a call naming an unknown tool, an
+unexposed, unknown or malformed target, or arguments that were not JSON is refused with a message
+the model can correct on, and never reaches HA. What can be repaired without guessing is repaired:
+a one-item list where a name belongs, an entity id where the name belongs, "None" in an optional
+field, a room given as the name or the floor.
 """
 
 from __future__ import annotations
 
-import ast
 import difflib
-import json
 import logging
-import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, override
 
-from homeassistant.components.homeassistant import llm as ha_llm
 from homeassistant.core import HomeAssistant, State
 from homeassistant.core import valid_entity_id as is_entity_id
 from homeassistant.helpers import area_registry as ar
-from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import floor_registry as fr
 from homeassistant.helpers import intent, llm
 
-from .const import DOMAIN
-from .home_names import ASSISTANT, async_home_names
-from .live_state import SUMMARISED_HOME_HEADING, async_exposed_states, async_render_home
-from .local_match import fold
+from .home_names import async_exposed_states
+from .tool_repair import INVALID_ARGUMENTS
 
 _LOGGER = logging.getLogger(__name__)
-
-# Marks a tool call whose arguments could not be read, so the guard can tell the model why.
-INVALID_ARGUMENTS = "__micropi_invalid_arguments__"
 
 # Tool parameters that say a tool acts on entities matched by name (HA's intent slots).
 ENTITY_MATCH_PARAMETERS = frozenset({"domain", "device_class"})
@@ -47,123 +36,6 @@ PLACEHOLDERS = frozenset({"", "none", "null", "nil", "n/a", "unknown", "undefine
 
 def refusal(text: str) -> llm.ToolResult:
     return llm.ToolResult(data={"error": "refused", "error_text": text}, error=True)
-
-
-# ----- repairing the form of tool calls ---------------------------------------------------------
-
-
-def loads_lenient(text: str) -> Any:
-    """JSON as small models write it: trailing commas, Python literals, missing closing brackets.
-
-    Raises ValueError when it still cannot be read.
-    """
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
-    fixed = re.sub(r",\s*([}\]])", r"\1", text.strip())
-    fixed += _missing_closers(fixed)
-    try:
-        return json.loads(fixed)
-    except ValueError:
-        pass
-    try:  # {'name': 'x', 'on': True}: a Python literal, evaluated without running anything
-        return ast.literal_eval(fixed)
-    except (ValueError, SyntaxError) as err:
-        raise ValueError(f"not valid JSON: {text[:80]!r}") from err
-
-
-def _missing_closers(text: str) -> str:
-    """The brackets a truncated JSON text lacks, outside strings."""
-    stack: list[str] = []
-    in_string = escaped = False
-    for char in text:
-        if in_string:
-            escaped = char == "\\" and not escaped
-            if char == '"' and not escaped:
-                in_string = False
-            continue
-        if char == '"':
-            in_string = True
-        elif char in "{[":
-            stack.append("}" if char == "{" else "]")
-        elif char in "}]" and stack:
-            stack.pop()
-    return "".join(reversed(stack))
-
-
-def repair_arguments(arguments: Any) -> dict[str, Any]:
-    """Tool arguments as a dict: JSON in strings decoded, empty values dropped (they break intents)."""
-    if isinstance(arguments, str):
-        try:
-            arguments = loads_lenient(arguments) if arguments.strip() else {}
-        except ValueError as err:
-            return {INVALID_ARGUMENTS: str(err)}
-    if not isinstance(arguments, dict):
-        return {INVALID_ARGUMENTS: f"arguments must be a JSON object, got {type(arguments).__name__}"}
-    repaired: dict[str, Any] = {}
-    for key, value in arguments.items():
-        if value is None or value == "":
-            continue
-        repaired[str(key)] = _decoded(value)
-    return repaired
-
-
-def _decoded(value: Any) -> Any:
-    """A JSON list or object a model put inside a string, decoded; anything else as it is."""
-    if isinstance(value, str) and value[:1] in "[{" and value[-1:] in "]}":
-        try:
-            return json.loads(value)
-        except ValueError:
-            return value
-    return value
-
-
-# Text a model wrote when Ollama did not recognise its tool call: Mistral's [TOOL_CALLS] forms,
-# Qwen's <tool_call>, or a bare JSON object/list with "name" and "arguments", maybe in a fence.
-_FENCE = re.compile(r"^```(?:json|tool_call)?\s*(.*?)\s*```$", re.DOTALL)
-_QWEN = re.compile(r"^<tool_call>\s*(.*?)\s*(?:</tool_call>)?$", re.DOTALL)
-_NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
-
-
-def looks_like_tool_call(text: str) -> bool:
-    """Whether text starting like this may be a tool call written out (hold it back, don't speak it)."""
-    return text.lstrip()[:1] in ("[", "{", "`", "<")
-
-
-def parse_text_tool_calls(text: str) -> list[llm.ToolInput] | None:
-    """The tool calls written out in text, or None when the text is not a tool call."""
-    body = text.strip()
-    if match := _FENCE.match(body):
-        body = match.group(1)
-    if match := _QWEN.match(body):
-        body = match.group(1)
-    if body.startswith("[TOOL_CALLS]"):
-        calls = [part.strip() for part in body.split("[TOOL_CALLS]") if part.strip()]
-        if all("[ARGS]" in call for call in calls):
-            result = []
-            for call in calls:
-                name, _, raw = call.partition("[ARGS]")
-                result.append(llm.ToolInput(tool_name=name.strip(), tool_args=repair_arguments(raw)))
-            return result
-        body = " ".join(calls)
-    elif body[:1] not in "[{":
-        return None
-    try:
-        value = loads_lenient(body)
-    except ValueError as err:
-        if found := _NAME.search(body):  # clearly a call of this tool, but unreadable
-            return [llm.ToolInput(tool_name=found.group(1), tool_args={INVALID_ARGUMENTS: str(err)})]
-        return None
-    items = value if isinstance(value, list) else [value]
-    if not items or not all(isinstance(item, dict) and isinstance(item.get("name"), str) for item in items):
-        return None
-    return [
-        llm.ToolInput(
-            tool_name=item["name"], tool_args=repair_arguments(item.get("arguments", item.get("parameters", {})))
-        )
-        for item in items
-    ]
 
 
 # ----- checking targets ---------------------------------------------------------------------------
@@ -343,7 +215,7 @@ def _narrowed_by_domain(
     return {**args, "domain": sorted(actionable)}
 
 
-# ----- the API the model gets ---------------------------------------------------------------------
+# ----- the API instance the model calls tools on -----------------------------------------------------
 
 
 class GuardedAPIInstance(llm.APIInstance):
@@ -374,74 +246,3 @@ class GuardedAPIInstance(llm.APIInstance):
     def _refuse(tool_input: llm.ToolInput, text: str) -> llm.ToolResult:
         _LOGGER.info("Refused tool call %s(%s): %s", tool_input.tool_name, tool_input.tool_args, text)
         return refusal(text)
-
-
-@dataclass(slots=True, kw_only=True)
-class HomeAPI(llm.API):
-    """The user's chosen HA LLM APIs, with our live state in place of HA's own home overview."""
-
-    api_ids: list[str]
-    # The longest home list that fits the agent's context window, and what the user said (its
-    # areas are listed first when the home does not fit).
-    max_home_chars: int | None = None
-    sentence: str = ""
-
-    @override
-    async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
-        inner = await llm.async_get_api(self.hass, self.api_ids, llm_context)
-        prompt = inner.api_prompt
-        # HA's overview (names without states, plus "call GetLiveContext for states") is replaced
-        # by our list with states, which makes that tool's round trip unnecessary.
-        for api_id in self.api_ids:
-            if overview := self._overview(llm_context, api_id):
-                prompt = prompt.replace(overview, "")
-        home = async_render_home(
-            self.hass, llm_context.assistant, max_chars=self.max_home_chars, focus=self._focus(llm_context)
-        )
-        # With every state listed, HA's state tool would only repeat them; a summarised home needs it.
-        summarised = home.startswith(SUMMARISED_HOME_HEADING)
-        tools = [tool for tool in inner.tools if summarised or not tool.name.endswith("GetLiveContext")]
-        return GuardedAPIInstance(
-            api=self,
-            api_prompt=f"{prompt.strip()}\n\n{home}",
-            llm_context=llm_context,
-            tools=tools,
-            custom_serializer=inner.custom_serializer,
-        )
-
-    def _focus(self, llm_context: llm.LLMContext) -> Callable[[str], bool]:
-        """Whether an area name is one the user said (inflected or without accents) or the speaker's area."""
-        said = fold(self.sentence)
-        own_area = None
-        if llm_context.device_id and (device := dr.async_get(self.hass).async_get(llm_context.device_id)):
-            area_id = dr.async_get_effective_area_id(self.hass, device)
-            own_area = ar.async_get(self.hass).async_get_area(area_id) if area_id else None
-
-        def focus(area_name: str) -> bool:
-            return fold(area_name) in said or (own_area is not None and area_name == own_area.name)
-
-        return focus
-
-    def _overview(self, llm_context: llm.LLMContext, api_id: str) -> str | None:
-        """HA's overview prompt for this API, built again only when the home's names changed."""
-
-        def build() -> str | None:
-            overview = ha_llm.async_get_tools(self.hass, llm_context, api_id)
-            return overview.prompt if overview else None
-
-        if llm_context.assistant != ASSISTANT:  # the names are tracked for conversation agents
-            return build()
-        return async_home_names(self.hass).kept(("overview", api_id), build)
-
-
-def home_api(
-    hass: HomeAssistant, api_ids: list[str], *, max_home_chars: int | None = None, sentence: str = ""
-) -> HomeAPI:
-    return HomeAPI(
-        hass=hass,
-        id=f"{DOMAIN}:{'|'.join(api_ids)}",
-        name="MicroPi",
-        api_ids=api_ids,
-        max_home_chars=max_home_chars,
-        sentence=sentence,
-    )
