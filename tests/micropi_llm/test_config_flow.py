@@ -268,7 +268,9 @@ async def test_agent_pull_failure_saves_nothing(hass: HomeAssistant) -> None:
         )
         await hass.async_block_till_done()
         result = await hass.config_entries.subentries.async_configure(result["flow_id"])
-        assert result["type"] is FlowResultType.ABORT and result["reason"] == "pull_failed"
+        # The same reason the server flow gives for this failure (no such model in the library).
+        assert result["type"] is FlowResultType.ABORT and result["reason"] == "model_not_found"
+        assert result["description_placeholders"] == {"model": "nope:1b"}
         assert len(entry.subentries) == 1
 
 

@@ -1,41 +1,34 @@
-"""Local-first matching in real Home Assistant core, with HA's own Hungarian and English intents.
+"""Local-first matching through our agent in real Home Assistant core, with HA's own Hungarian and English intents.
 
 The home is real: template lights, switches and a sensor (optimistic, so turning them on or
-off changes their state), registry areas with aliases, one switch not exposed to Assist.
+off changes their state), registry areas with aliases, one switch not exposed to Assist. The
+agent (local first, its default) talks to the Ollama wire-format server; a sentence left to the
+model reaches that server, one carried out locally does not.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
 import pytest
-from hassil.intents import Intents
-from home_assistant_intents import get_intents
 from homeassistant.components import conversation
 from homeassistant.components.conversation.agent_manager import get_agent_manager
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.const import STATE_OFF, STATE_ON, STATE_UNKNOWN
+from homeassistant.const import CONF_LLM_HASS_API, STATE_OFF, STATE_ON, STATE_UNKNOWN
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import chat_session, intent
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import floor_registry as fr
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.micropi_llm.local_match import (
-    HomeName,
-    LanguageWords,
-    async_handle_locally,
-    fold,
-    learn_language,
-    normalize_sentence,
-    rewrites,
-)
+from bench.ollama_wire import OllamaWireServer, Reply
+from custom_components.micropi_llm.local_match import async_handle_locally
+
+from .home import AGENT_ID, async_ask, async_setup_agent
 
 # Registry unique ids of the template entities -> (name, area name or None).
 LIGHTS = {
@@ -57,7 +50,19 @@ MODEL_REPLY = "the model answered"
 @dataclass
 class SmallHome:
     hass: HomeAssistant
+    wire: OllamaWireServer
     ids: dict[str, str]  # unique id -> entity id
+
+    async def handle(
+        self, text: str, language: str = "hu", conversation_id: str | None = None
+    ) -> conversation.ConversationResult | None:
+        """One turn through the agent: its result when carried out locally, None when the model was asked."""
+        asked = len(self.wire.requests)
+        result = await async_ask(self.hass, text, language, conversation_id)
+        if len(self.wire.requests) > asked:
+            assert _speech(result) == MODEL_REPLY
+            return None
+        return result
 
     def state(self, key: str) -> str:
         state = self.hass.states.get(self.ids[key])
@@ -74,7 +79,15 @@ def _template_entity(unique_id: str, name: str) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def small_home(hass: HomeAssistant) -> SmallHome:
+async def small_home(hass: HomeAssistant, wire: OllamaWireServer) -> SmallHome:
+    """The home, and our agent with its default settings (local first, HA's Assist API)."""
+    wire.responder = lambda _body: Reply(MODEL_REPLY)
+    built = await async_setup_small_home(hass, wire)
+    await async_setup_agent(hass, wire.url)
+    return built
+
+
+async def async_setup_small_home(hass: HomeAssistant, wire: OllamaWireServer) -> SmallHome:
     hass.config.language = "hu"
     lights = [_template_entity(key, name) for key, (name, _) in LIGHTS.items()]
     # This lamp's switch-on fails inside HA (its action names a service that does not exist).
@@ -116,7 +129,7 @@ async def small_home(hass: HomeAssistant) -> SmallHome:
     async_expose_entity(hass, conversation.DOMAIN, ids["coffee"], False)
     await hass.async_block_till_done()
 
-    built = SmallHome(hass, ids)
+    built = SmallHome(hass, wire, ids)
     # Optimistic template entities know no state until first switched.
     assert set(built.states().values()) == {STATE_UNKNOWN, "21.0"}, built.states()
     return built
@@ -130,7 +143,7 @@ def _input(text: str, language: str = "hu") -> conversation.ConversationInput:
         device_id=None,
         satellite_id=None,
         language=language,
-        agent_id="conversation.micropi",
+        agent_id=AGENT_ID,
     )
 
 
@@ -166,7 +179,7 @@ async def test_inflected_and_accentless_hungarian_is_carried_out(
     small_home: SmallHome, text: str, key: str, speech: str
 ) -> None:
     before = small_home.states()
-    result = await async_handle_locally(small_home.hass, _input(text))
+    result = await small_home.handle(text)
     assert result is not None, f"{text!r} was not matched locally"
     assert result.response.response_type is intent.IntentResponseType.ACTION_DONE
     assert _speech(result) == speech
@@ -186,9 +199,9 @@ async def test_ha_alone_does_not_match_these(small_home: SmallHome, text: str) -
 
 
 async def test_switching_off_and_on_again(small_home: SmallHome) -> None:
-    assert await async_handle_locally(small_home.hass, _input("kapcsold be a mennyezeti lámpát")) is not None
+    assert await small_home.handle("kapcsold be a mennyezeti lámpát") is not None
     assert small_home.state("ceiling") == STATE_ON
-    result = await async_handle_locally(small_home.hass, _input("kapcsold le a mennyezeti lampat"))
+    result = await small_home.handle("kapcsold le a mennyezeti lampat")
     assert result is not None
     assert _speech(result) == "A lámpa kikapcsolva"
     assert small_home.state("ceiling") == STATE_OFF
@@ -203,7 +216,7 @@ async def test_switching_off_and_on_again(small_home: SmallHome) -> None:
     ],
 )
 async def test_english_is_carried_out(small_home: SmallHome, text: str, keys: set[str], speech: str) -> None:
-    result = await async_handle_locally(small_home.hass, _input(text, language="en"))
+    result = await small_home.handle(text, language="en")
     assert result is not None
     assert _speech(result) == speech
     assert {key for key in keys if small_home.state(key) == STATE_ON} == keys
@@ -220,7 +233,7 @@ async def test_english_is_carried_out(small_home: SmallHome, text: str, keys: se
 )
 async def test_what_is_not_carried_out_is_left_to_the_model(small_home: SmallHome, text: str, language: str) -> None:
     before = small_home.states()
-    assert await async_handle_locally(small_home.hass, _input(text, language)) is None
+    assert await small_home.handle(text, language) is None
     assert small_home.states() == before
 
 
@@ -236,14 +249,19 @@ async def test_what_is_not_carried_out_is_left_to_the_model(small_home: SmallHom
 async def test_matched_but_failed_is_left_to_the_model(small_home: SmallHome, text: str, as_ha_matches_it: str) -> None:
     assert await _ha_alone_matches(small_home.hass, as_ha_matches_it)
     before = small_home.states()
-    assert await async_handle_locally(small_home.hass, _input(text)) is None
+    assert await small_home.handle(text) is None
     assert small_home.states() == before
 
 
-async def test_state_question_is_matched_by_ha_but_left_to_the_model(small_home: SmallHome) -> None:
-    assert await _ha_alone_matches(small_home.hass, "mi a kinti hőmérséklet")
-    # An agent without HA's API cannot answer it any better: then HA answers it here.
-    result = await async_handle_locally(small_home.hass, _input("mi a kinti homerseklet"), leave_to_model=frozenset())
+async def test_state_question_is_answered_locally_for_an_agent_without_the_home_api(
+    hass: HomeAssistant, wire: OllamaWireServer
+) -> None:
+    """HA leaves state questions to a model that sees the home; an agent without HA's API gives it none."""
+    wire.responder = lambda _body: Reply(MODEL_REPLY)
+    small_home = await async_setup_small_home(hass, wire)
+    assert await _ha_alone_matches(hass, "mi a kinti hőmérséklet")
+    await async_setup_agent(hass, wire.url, {CONF_LLM_HASS_API: []})
+    result = await small_home.handle("mi a kinti homerseklet")
     assert result is not None
     assert result.response.response_type is intent.IntentResponseType.QUERY_ANSWER
     assert "21" in _speech(result)
@@ -251,83 +269,62 @@ async def test_state_question_is_matched_by_ha_but_left_to_the_model(small_home:
 
 @pytest.mark.parametrize("text", ["kapcsold be a kávéfőzőt", "kapcsold be a kavefozot", "Kávéfőző"])
 async def test_unexposed_entity_is_not_acted_upon(small_home: SmallHome, text: str) -> None:
-    assert await async_handle_locally(small_home.hass, _input(text)) is None
+    assert await small_home.handle(text) is None
     assert small_home.state("coffee") == STATE_UNKNOWN
     # Exposed, the same sentence is carried out: the refusal above is the exposure's doing.
     async_expose_entity(small_home.hass, conversation.DOMAIN, small_home.ids["coffee"], True)
     await small_home.hass.async_block_till_done()
-    assert await async_handle_locally(small_home.hass, _input(text)) is not None
+    assert await small_home.handle(text) is not None
     assert small_home.state("coffee") == STATE_ON
 
 
-async def test_uses_the_chat_log_it_is_given(small_home: SmallHome) -> None:
+async def test_a_local_turn_goes_into_the_conversations_chat_log(small_home: SmallHome) -> None:
+    """A new conversation (no id yet) and one going on under its id both get the turn in their chat log."""
+    first = await small_home.handle("kapcsold be a ventilatort")
+    assert first is not None
+    assert first.conversation_id
+    _assert_local_turn(
+        _chat_log(small_home.hass, first.conversation_id), "kapcsold be a ventilatort", "A kapcsoló bekapcsolva"
+    )
+    again = await small_home.handle("kapcsold ki a ventilatort", conversation_id=first.conversation_id)
+    assert again is not None
+    assert again.conversation_id == first.conversation_id
+    _assert_local_turn(
+        _chat_log(small_home.hass, first.conversation_id),
+        "kapcsold ki a ventilatort",
+        "A kapcsoló kikapcsolva",
+        "HassTurnOff",
+    )
+
+
+def _chat_log(hass: HomeAssistant, conversation_id: str) -> conversation.ChatLog:
+    """The chat log HA keeps for the conversation."""
     with (
-        chat_session.async_get_chat_session(small_home.hass, None) as session,
-        conversation.async_get_chat_log(small_home.hass, session, _input("kapcsold be a ventilatort")) as chat_log,
+        chat_session.async_get_chat_session(hass, conversation_id) as session,
+        conversation.async_get_chat_log(hass, session) as chat_log,
     ):
-        result = await async_handle_locally(small_home.hass, _input("kapcsold be a ventilatort"), chat_log=chat_log)
-    assert result is not None
-    assert result.conversation_id == session.conversation_id
-    _assert_local_turn(chat_log, "kapcsold be a ventilatort", "A kapcsoló bekapcsolva")
+        assert session.conversation_id == conversation_id
+        return chat_log
 
 
-async def test_uses_the_chat_log_an_agent_has_open(small_home: SmallHome) -> None:
-    """Inside an agent's `_async_handle_message`, the input may carry no conversation id yet."""
-    with (
-        chat_session.async_get_chat_session(small_home.hass, None) as session,
-        conversation.async_get_chat_log(small_home.hass, session, _input("kapcsold be a ventilatort")) as chat_log,
-    ):
-        result = await async_handle_locally(small_home.hass, _input("kapcsold be a ventilatort"))
-    assert result is not None
-    assert result.conversation_id == session.conversation_id
-    _assert_local_turn(chat_log, "kapcsold be a ventilatort", "A kapcsoló bekapcsolva")
-
-
-def _assert_local_turn(chat_log: conversation.ChatLog, said: str, answer: str) -> None:
+def _assert_local_turn(chat_log: conversation.ChatLog, said: str, answer: str, tool: str = "HassTurnOn") -> None:
     """The turn is in the chat log as HA's pipeline records a local match: tool call, result, answer."""
     user, call, tool_result, reply = chat_log.content[-4:]
     assert isinstance(user, conversation.UserContent)
     assert user.content == said
     assert isinstance(call, conversation.AssistantContent)
     assert call.tool_calls is not None
-    assert call.tool_calls[0].tool_name == "HassTurnOn"
+    assert call.tool_calls[0].tool_name == tool
     assert isinstance(tool_result, conversation.ToolResultContent)
     assert isinstance(reply, conversation.AssistantContent)
     assert reply.content == answer
 
 
-class LocalFirstAgent(conversation.AbstractConversationAgent):
-    """A stand-in for our agent's entry point: local first, else 'the model'."""
-
-    @property
-    def supported_languages(self) -> list[str]:
-        return ["hu", "en"]
-
-    async def async_process(self, user_input: conversation.ConversationInput) -> conversation.ConversationResult:
-        if (result := await async_handle_locally(self.hass, user_input)) is not None:
-            return result
-        response = intent.IntentResponse(language=user_input.language)
-        response.async_set_speech(MODEL_REPLY)
-        return conversation.ConversationResult(response=response, conversation_id=user_input.conversation_id)
-
-    def __init__(self, hass: HomeAssistant) -> None:
-        self.hass = hass
-
-
-@pytest.fixture
-async def local_first_agent(small_home: SmallHome) -> AsyncIterator[str]:
-    entry = MockConfigEntry(domain="micropi_llm", title="MicroPi")
-    entry.add_to_hass(small_home.hass)
-    conversation.async_set_agent(small_home.hass, entry, LocalFirstAgent(small_home.hass))
-    yield entry.entry_id
-    conversation.async_unset_agent(small_home.hass, entry)
-
-
-async def test_conversation_process_service_is_handled_locally(small_home: SmallHome, local_first_agent: str) -> None:
+async def test_conversation_process_service_is_handled_locally(small_home: SmallHome) -> None:
     response = await small_home.hass.services.async_call(
         conversation.DOMAIN,
         "process",
-        {"text": "kapcsold fel a konyhai lampat", "language": "hu", "agent_id": local_first_agent},
+        {"text": "kapcsold fel a konyhai lampat", "language": "hu", "agent_id": AGENT_ID},
         blocking=True,
         return_response=True,
     )
@@ -337,16 +334,14 @@ async def test_conversation_process_service_is_handled_locally(small_home: Small
     assert response["conversation_id"]  # a conversation to go on with
 
 
-async def test_rest_api_is_handled_locally(
-    small_home: SmallHome, local_first_agent: str, hass_client: ClientSessionGenerator
-) -> None:
+async def test_rest_api_is_handled_locally(small_home: SmallHome, hass_client: ClientSessionGenerator) -> None:
     client = await hass_client()
     for text, expected in (
         ("kapcsold fel a lámpát a hálószobában", "A lámpák bekapcsolva"),
         ("mesélj egy viccet", MODEL_REPLY),
     ):
         reply = await client.post(
-            "/api/conversation/process", json={"text": text, "language": "hu", "agent_id": local_first_agent}
+            "/api/conversation/process", json={"text": text, "language": "hu", "agent_id": AGENT_ID}
         )
         assert reply.status == HTTPStatus.OK
         body = await reply.json()
@@ -355,96 +350,19 @@ async def test_rest_api_is_handled_locally(
 
 
 async def test_without_the_conversation_integration_nothing_is_matched(hass: HomeAssistant) -> None:
-    assert await async_handle_locally(hass, _input("kapcsold fel a lámpát")) is None
-
-
-# The rewrite itself, on HA's own Hungarian templates.
-
-
-@pytest.fixture(scope="module")
-def hungarian() -> LanguageWords:
-    return learn_language(Intents.from_dict(get_intents("hu")))
-
-
-NAMES = [
-    HomeName("area", "Hálószoba"),
-    HomeName("area", "Konyha"),
-    HomeName("area", "Kert"),
-    HomeName("floor", "Első emelet"),
-    HomeName("name", "Mennyezeti lámpa"),
-    HomeName("name", "Konyhai lámpa"),
-    HomeName("name", "Ventilátor"),
-    HomeName("name", "!!!"),  # nothing left to match once punctuation goes
-]
-
-
-@pytest.mark.parametrize(
-    ("said", "rewritten"),
-    [
-        ("kapcsold fel a lámpát a hálószobában", "kapcsold fel a lámpát a Hálószobaban"),
-        # The entity "Konyhai lámpa" is a longer name than the area "Konyha", so it wins.
-        ("kapcsold fel a konyhai lampat", "kapcsold fel a Konyhai lámpat"),
-        ("kapcsold fel a konyhai lampakat", "kapcsold fel a Konyhai lámpákat"),
-        # An accusative the area templates only take as "-t": "{area}t".
-        ("kapcsold fel a lámpákat a kertet", "kapcsold fel a lámpákat a Kertt"),
-        ("a ventilatort kapcsold ki", "a Ventilátort kapcsold ki"),
-        (
-            "allitsd be az elso emeleten a homersekletet 22 fokra",
-            "állítsd be az Első emeleten a hőmérsékletet 22 fokra",
-        ),
-        # A case the templates never put after an area stays as said; HA decides.
-        ("hozd ki a konyhából", "hozd ki a Konyhabol"),
-        # Not a case ending: no name here, only a word without accents.
-        ("a konyhaszekrény lampa", "a konyhaszekrény lámpa"),
-        # Punctuation stays where it was; words the templates spell this way stay as typed.
-        ("„Kapcsold fel a hálószobai lámpát!” - meg", "„Kapcsold fel a Hálószobai lámpát!” - meg"),
-    ],
-)
-def test_normalize_sentence(hungarian: LanguageWords, said: str, rewritten: str) -> None:
-    assert normalize_sentence(said, NAMES, hungarian, "hu") == rewritten
-
-
-def test_rewrites_try_template_words_before_names(hungarian: LanguageWords) -> None:
-    names = [*NAMES, HomeName("name", "Lámpa")]
-    assert rewrites("kapcsold fel a lámpát a konyhában", names, hungarian, "hu") == [
-        "kapcsold fel a lámpát a Konyhaban",
-        "kapcsold fel a Lámpat a Konyhaban",
-    ]
-    assert rewrites("kapcsold fel a lámpát", names, hungarian, "hu") == ["kapcsold fel a Lámpat"]
-    assert rewrites("mesélj egy viccet", names, hungarian, "hu") == []
-
-
-def test_english_names_are_matched_without_case_endings() -> None:
-    english = learn_language(Intents.from_dict(get_intents("en")))
-    names = [HomeName("area", "Kitchen"), HomeName("name", "Café light")]
-    assert normalize_sentence("turn on the cafe light in the kitchens", names, english, "en") == (
-        "turn on the Café light in the kitchens"
-    )
-
-
-def test_learnt_hungarian_words_and_endings(hungarian: LanguageWords) -> None:
-    assert hungarian.words["lampat"] == "lámpát"
-    assert hungarian.words["lampa"] == "lámpa"  # not the stem "lámpá" of "lámpát"
-    assert "kapcsold" in hungarian.spellings
-    # Words of the intents' own lists ({cover_states}, {color_temperature_names}).
-    assert hungarian.words["zarva"] == "zárva"
-    assert hungarian.words["feherre"] == "fehérre"
-    assert {"ban", "ben", "t", "i"} <= set(hungarian.endings["area"])
-    assert {"t", "ot", "et", "nak", "ra"} <= set(hungarian.endings["name"])
-    assert set(hungarian.endings["floor"]) == {"", "en", "i"}
-
-
-def test_fold() -> None:
-    assert fold("Hálószobában ŐSZI Ünnep") == "haloszobaban oszi unnep"
+    """No default agent (conversation not set up): nothing to match with, the model decides."""
+    chat_log = conversation.ChatLog(hass, "no-conversation")
+    assert await async_handle_locally(hass, _input("kapcsold fel a lámpát"), chat_log, model_controls_home=True) is None
+    assert len(chat_log.content) == 1  # only the system prompt: nothing was tried
 
 
 async def test_renamed_device_is_found_on_the_next_turn(small_home: SmallHome) -> None:
     """The folded names are kept between sentences, and rebuilt when a name changes."""
     hass = small_home.hass
-    assert await async_handle_locally(hass, _input("kapcsold fel a mennyezeti lampat")) is not None
+    assert await small_home.handle("kapcsold fel a mennyezeti lampat") is not None
     assert small_home.state("ceiling") == STATE_ON
     er.async_get(hass).async_update_entity(small_home.ids["ceiling"], name="Hátsó lámpa", aliases=[er.COMPUTED_NAME])
     await hass.async_block_till_done()
     assert not await _ha_alone_matches(hass, "kapcsold le a hatso lampat")
-    assert await async_handle_locally(hass, _input("kapcsold le a hatso lampat")) is not None
+    assert await small_home.handle("kapcsold le a hatso lampat") is not None
     assert small_home.state("ceiling") == STATE_OFF
