@@ -58,7 +58,6 @@ from .const import (
     CONF_PREFER_LOCAL,
     CONF_TEMPERATURE,
     CONF_TIMEOUT,
-    DEFAULT_AGENT_OPTIONS,
     DEFAULT_AGENT_TITLE,
     DEFAULT_MODEL,
     DOMAIN,
@@ -300,9 +299,8 @@ class MicroPiConfigFlow(_PullStepMixin[ConfigFlowResult], ConfigFlow, domain=DOM
         return {SUBENTRY_CONVERSATION: AgentSubentryFlow}
 
 
-def agent_schema(hass: HomeAssistant, models: list[str], options: Mapping[str, Any], *, new: bool) -> vol.Schema:
-    """The agent's settings form, filled with its current options (or the defaults)."""
-    current = {**DEFAULT_AGENT_OPTIONS, CONF_PROMPT: default_prompt(hass.config.language), **options}
+def agent_schema(hass: HomeAssistant, models: list[str], shown: AgentOptions, *, new: bool) -> vol.Schema:
+    """The agent's settings form, filled with its current options (a new agent's: the defaults, and a name)."""
     apis = [SelectOptionDict(value=api.id, label=api.name) for api in llm.async_get_apis(hass)]
     valid_api_ids = {api["value"] for api in apis}
 
@@ -317,21 +315,19 @@ def agent_schema(hass: HomeAssistant, models: list[str], options: Mapping[str, A
         fields[vol.Required(CONF_NAME, default=DEFAULT_AGENT_TITLE)] = str
     fields.update(
         {
-            vol.Required(CONF_MODEL, default=current.get(CONF_MODEL, DEFAULT_MODEL)): _model_selector(
-                models, current.get(CONF_MODEL)
-            ),
-            vol.Optional(CONF_PROMPT, description={"suggested_value": current[CONF_PROMPT]}): TemplateSelector(),
+            vol.Required(CONF_MODEL, default=shown.model): _model_selector(models, shown.model),
+            vol.Optional(CONF_PROMPT, description={"suggested_value": shown.prompt}): TemplateSelector(),
             vol.Optional(
                 CONF_LLM_HASS_API,
-                description={"suggested_value": [a for a in current[CONF_LLM_HASS_API] or [] if a in valid_api_ids]},
+                description={"suggested_value": [a for a in shown.llm_hass_api if a in valid_api_ids]},
             ): SelectSelector(SelectSelectorConfig(options=apis, multiple=True)),
-            vol.Required(CONF_MAX_HISTORY, default=current[CONF_MAX_HISTORY]): number(0, 100, 1),
-            vol.Required(CONF_NUM_CTX, default=current[CONF_NUM_CTX]): number(2048, 131072, 1024),
-            vol.Required(CONF_KEEP_ALIVE, default=current[CONF_KEEP_ALIVE]): number(-1, 86400, 1, "s"),
-            vol.Required(CONF_TEMPERATURE, default=current[CONF_TEMPERATURE]): number(0, 2, 0.05),
-            vol.Required(CONF_TIMEOUT, default=current[CONF_TIMEOUT]): number(5, 600, 1, "s"),
-            vol.Required(CONF_MAX_TOOL_ITERATIONS, default=current[CONF_MAX_TOOL_ITERATIONS]): number(1, 20, 1),
-            vol.Required(CONF_PREFER_LOCAL, default=current[CONF_PREFER_LOCAL]): BooleanSelector(),
+            vol.Required(CONF_MAX_HISTORY, default=shown.max_history): number(0, 100, 1),
+            vol.Required(CONF_NUM_CTX, default=shown.num_ctx): number(2048, 131072, 1024),
+            vol.Required(CONF_KEEP_ALIVE, default=shown.keep_alive): number(-1, 86400, 1, "s"),
+            vol.Required(CONF_TEMPERATURE, default=shown.temperature): number(0, 2, 0.05),
+            vol.Required(CONF_TIMEOUT, default=shown.timeout): number(5, 600, 1, "s"),
+            vol.Required(CONF_MAX_TOOL_ITERATIONS, default=shown.max_tool_iterations): number(1, 20, 1),
+            vol.Required(CONF_PREFER_LOCAL, default=shown.prefer_local): BooleanSelector(),
         }
     )
     return vol.Schema(fields)
@@ -369,19 +365,20 @@ class AgentSubentryFlow(_PullStepMixin[SubentryFlowResult], ConfigSubentryFlow):
         if user_input is not None:
             form = dict(user_input)
             self._title = form.pop(CONF_NAME, "") or (DEFAULT_AGENT_TITLE if new else "")
-            # A prompt left empty is the default one; no API selected means none.
-            defaults = {CONF_PROMPT: default_prompt(self.hass.config.language), CONF_LLM_HASS_API: []}
-            agent = AgentOptions.from_data({**defaults, **form})
+            agent = self._agent_options({CONF_LLM_HASS_API: [], **form})  # no API selected means none
             self._data = agent.as_data()
             if agent.model not in models:
                 self._start_pull(self._client, agent.model)
                 return await self.async_step_pull()
             return self._save()
-        options = {} if new else self._get_reconfigure_subentry().data
+        current = self._agent_options({} if new else self._get_reconfigure_subentry().data)
         return self.async_show_form(
-            step_id="user" if new else "reconfigure",
-            data_schema=agent_schema(self.hass, models, options, new=new),
+            step_id="user" if new else "reconfigure", data_schema=agent_schema(self.hass, models, current, new=new)
         )
+
+    def _agent_options(self, data: Mapping[str, Any]) -> AgentOptions:
+        """Options from the form or a subentry; without instructions, the default ones in HA's language."""
+        return AgentOptions.from_data({CONF_PROMPT: default_prompt(self.hass.config.language), **data})
 
     async def async_step_pull_failed(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """The model could not be pulled; nothing was saved."""
