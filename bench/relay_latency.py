@@ -81,7 +81,6 @@ async def _start_hosting(data_dir: Path) -> tuple[web.AppRunner, str]:
     from cryptography.fernet import Fernet
 
     from hosting.app import create_app
-    from hosting.devices import DEVICES_KEY, DeviceSettings
     from hosting.settings import Settings
 
     settings = Settings(
@@ -90,9 +89,9 @@ async def _start_hosting(data_dir: Path) -> tuple[web.AppRunner, str]:
         jwt_secret=uuid.uuid4().hex * 2,
         fernet_key=Fernet.generate_key().decode(),
         provisioning_enabled=False,
+        relay_ports=None,  # any free port: no 300-port pool limit here
     )
     app = create_app(settings)
-    app[DEVICES_KEY].settings = DeviceSettings(relay_ports=None)  # any free port: no 300-port pool limit here
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

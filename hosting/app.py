@@ -1,7 +1,8 @@
 """The aiohttp application factory: `create_app(settings)`.
 
-Start-up order (cleanup contexts, torn down in reverse): database (migrations to head), instance manager
-(which starts the reconciliation loop), devices. On shutdown aiohttp first stops accepting connections and
+Start-up order (cleanup contexts, torn down in reverse): database (migrations to head), the runtime (one,
+shared by the instance manager and the devices' endpoints), instance manager (which starts the
+reconciliation loop), devices. On shutdown aiohttp first stops accepting connections and
 lets in-flight requests finish (`Settings.shutdown_timeout`); every handler writes inside one
 `session.begin()` block, so a request cut off by the timeout rolls back whole - no half-written rows.
 Home Assistant instances (containers and `hass` processes alike) are LEFT RUNNING by design: a restart or
@@ -17,14 +18,16 @@ from collections.abc import AsyncIterator
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler
 
-from hosting import devices, metrics
+from hosting import metrics
 from hosting.db import create_engine, migrate, session_factory
+from hosting.devices import DEVICES_KEY, DeviceService
 from hosting.errors import REQUEST_ID_HEADER, REQUEST_ID_KEY, error_middleware, error_response
 from hosting.instances import INSTANCE_MANAGER_KEY, InstanceManager
 from hosting.keys import (
     ENGINE_KEY,
     LIMITERS_KEY,
     PASSWORDS_KEY,
+    RUNTIME_KEY,
     SECRET_BOX_KEY,
     SESSIONS_KEY,
     SETTINGS_KEY,
@@ -32,6 +35,7 @@ from hosting.keys import (
 )
 from hosting.ratelimit import SlidingWindowLimiter
 from hosting.routes import add_routes
+from hosting.runtime.registry import create_runtime
 from hosting.security import Passwords, SecretBox
 from hosting.settings import Settings
 
@@ -56,10 +60,13 @@ def create_app(settings: Settings) -> web.Application:
         "signup_ip": SlidingWindowLimiter(settings.signup_limit_per_ip, window),
         "signup_account": SlidingWindowLimiter(settings.signup_limit_per_account, window),
     }
+    app[RUNTIME_KEY] = create_runtime(settings)  # connects lazily, at its first call
+    app[DEVICES_KEY] = DeviceService(app[SESSIONS_KEY], app[SECRET_BOX_KEY], settings, app[RUNTIME_KEY])
     app.cleanup_ctx.append(database_context)
+    app.cleanup_ctx.append(runtime_context)
     if settings.provisioning_enabled:
         app.cleanup_ctx.append(instance_manager_context)
-    devices.setup(app, app[SESSIONS_KEY], app[SECRET_BOX_KEY])
+    app.cleanup_ctx.append(app[DEVICES_KEY].context)  # after the database: it reopens stored endpoints
     add_routes(app)
     return app
 
@@ -71,8 +78,13 @@ async def database_context(app: web.Application) -> AsyncIterator[None]:
     await engine.dispose()
 
 
+async def runtime_context(app: web.Application) -> AsyncIterator[None]:
+    yield
+    await app[RUNTIME_KEY].close()  # its client only: instances keep running
+
+
 async def instance_manager_context(app: web.Application) -> AsyncIterator[None]:
-    manager = InstanceManager.from_settings(app[SETTINGS_KEY], app[SESSIONS_KEY], app[SECRET_BOX_KEY])
+    manager = InstanceManager.from_settings(app[SETTINGS_KEY], app[SESSIONS_KEY], app[SECRET_BOX_KEY], app[RUNTIME_KEY])
     app[INSTANCE_MANAGER_KEY] = manager
     await manager.open()  # reconciles once, then keeps a periodic reconciliation task
     yield

@@ -32,7 +32,15 @@ from hosting.db.models import Instance, User, new_id
 from hosting.ports import PortPoolExhausted, free_port_count, insert_with_port, port_pool
 from hosting.provision import STEPS, Provisioner, ProvisionError, ProvisionTarget
 from hosting.reconcile import ReconcileReport, reconcile
-from hosting.runtime.base import InstanceSpec, Runtime, RuntimeFailure, RuntimeInstance, ownership_labels
+from hosting.runtime.base import (
+    InstanceSpec,
+    Runtime,
+    RuntimeFailure,
+    RuntimeInstance,
+    RuntimeStatus,
+    ownership_labels,
+)
+from hosting.runtime.registry import create_runtime
 from hosting.security import SecretBox
 from hosting.settings import Settings
 
@@ -91,16 +99,6 @@ class InstanceConfig:
         )
 
 
-def create_runtime(settings: Settings) -> Runtime:
-    if settings.runtime == "docker":
-        from hosting.runtime.docker import DockerRuntime  # noqa: PLC0415  # the docker SDK only when used
-
-        return DockerRuntime(ollama_network=settings.docker_network or None)
-    from hosting.runtime.process import ProcessRuntime  # noqa: PLC0415
-
-    return ProcessRuntime(settings.data_dir / "instances", settings.hass_command)
-
-
 class InstanceManager:
     def __init__(
         self,
@@ -121,9 +119,14 @@ class InstanceManager:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, sessions: async_sessionmaker[AsyncSession], secrets: SecretBox
+        cls,
+        settings: Settings,
+        sessions: async_sessionmaker[AsyncSession],
+        secrets: SecretBox,
+        runtime: Runtime | None = None,
     ) -> InstanceManager:
-        return cls(sessions, create_runtime(settings), secrets, InstanceConfig.from_settings(settings))
+        runtime = runtime or create_runtime(settings)
+        return cls(sessions, runtime, secrets, InstanceConfig.from_settings(settings))
 
     # ---- service lifecycle ---------------------------------------------------------------------------
 
@@ -157,6 +160,26 @@ class InstanceManager:
         """For /health: the runtime answers (raises when it does not)."""
         found = await self.runtime.list_instances()
         return f"{self.runtime.kind}: {len(found)} instance(s)"
+
+    # ---- what reconciliation sees (hosting.reconcile.Fleet) -------------------------------------------
+
+    async def instances(self) -> list[Instance]:
+        async with self.sessions() as session:
+            return list(await session.scalars(select(Instance)))
+
+    async def runtime_instances(self) -> list[RuntimeInstance]:
+        return await self.runtime.list_instances()
+
+    async def runtime_status(self, instance: Instance) -> RuntimeStatus:
+        return await self.runtime.status(self.spec_for(instance))
+
+    async def start_again(self, instance: Instance) -> None:
+        await self.runtime.ensure_started(self.spec_for(instance))
+
+    @property
+    def restart_backoff(self) -> tuple[float, float]:
+        """Seconds before the second restart of a dying instance (doubling each time), and the ceiling."""
+        return self.config.backoff_base, self.config.backoff_ceiling
 
     # ---- queries -------------------------------------------------------------------------------------
 
@@ -207,14 +230,14 @@ class InstanceManager:
         provisioned in the background. Idempotent: a second call returns the same instance."""
         existing = await self.status(user.id)
         if existing is None:
-            runtime_kind = self.runtime.kind
+            uses_images = self.runtime.uses_images
             zone = time_zone or self.config.time_zone
 
             def make_row(port: int) -> Instance:
                 instance = Instance(id=new_id(), user_id=user.id, port=port, status="provisioning")
                 instance.name = f"micropi-ha-{instance.id[:8]}"
                 instance.url = f"http://{self.config.public_host}:{port}"
-                instance.image = self.config.image if runtime_kind == "docker" else "process"
+                instance.image = self.config.image if uses_images else "process"
                 instance.status_reason = "starting Home Assistant"
                 instance.provision_state = json.dumps({"time_zone": zone, "steps": {}})
                 instance.owner_password_encrypted = self.secrets.encrypt(password)
@@ -259,7 +282,7 @@ class InstanceManager:
                 await self.update(instance_id, status_reason="setting up Home Assistant", health="healthy")
                 provisioner = Provisioner(
                     ProvisionTarget(
-                        base_url=f"http://127.0.0.1:{instance.port}",
+                        base_url=self.runtime.service_url(spec),
                         email=await self._owner_email(instance.user_id),
                         time_zone=state.get("time_zone") or self.config.time_zone,
                         ollama_url=self.config.ollama_url,
@@ -363,7 +386,7 @@ class InstanceManager:
     async def upgrade(self, instance_id: str, image: str) -> None:
         """Run the instance on a new image, keeping its data (process runtime: a restart on the current hass)."""
         async with self._operation(instance_id) as instance:
-            new_image = image if self.runtime.kind == "docker" else instance.image
+            new_image = image if self.runtime.uses_images else instance.image
             await self.runtime.recreate(dataclasses.replace(self.spec_for(instance), image=new_image))
             await self.update(instance_id, image=new_image, health="starting")
 

@@ -2,7 +2,8 @@
 
 They live in the service's own registry (not prometheus-client's global one), so several applications in
 one process (tests) do not collide. Request metrics are observed by a middleware in `hosting.app`;
-`PROVISIONING_SECONDS` by `hosting.instances`; the gauges are refreshed from the database at each scrape.
+`PROVISIONING_SECONDS` by `hosting.instances`; the instance gauges are refreshed from the database at each
+scrape, the device gauges by `hosting.devices` (heartbeats and its monitoring loop).
 """
 
 from __future__ import annotations
@@ -46,6 +47,27 @@ ORPHAN_INSTANCES = Gauge(
 RATE_LIMITED = Counter(
     "micropi_rate_limited_requests", "Requests refused by a rate limit.", ["limit"], registry=REGISTRY
 )
+
+
+# Edge devices (hosting.devices).
+DEVICES = Gauge("micropi_devices", "Paired, unrevoked devices by state.", ["state"], registry=REGISTRY)
+DEVICE_SECONDS_SINCE_SEEN = Gauge(
+    "micropi_device_seconds_since_seen", "Seconds since the device's last heartbeat.", ["device_id"], registry=REGISTRY
+)
+DEVICE_CPU_TEMPERATURE = Gauge(
+    "micropi_device_cpu_temperature_celsius",
+    "CPU temperature reported by the device.",
+    ["device_id"],
+    registry=REGISTRY,
+)
+DEVICE_LOAD = Gauge("micropi_device_load1", "1-minute load average of the device.", ["device_id"], registry=REGISTRY)
+DEVICE_UPTIME = Gauge("micropi_device_uptime_seconds", "Uptime of the device agent.", ["device_id"], registry=REGISTRY)
+DEVICE_RELAY_RTT = Gauge(
+    "micropi_device_relay_rtt_seconds", "Relay round trip measured by the device.", ["device_id"], registry=REGISTRY
+)
+PER_DEVICE_GAUGES = (DEVICE_SECONDS_SINCE_SEEN, DEVICE_CPU_TEMPERATURE, DEVICE_LOAD, DEVICE_UPTIME, DEVICE_RELAY_RTT)
+RELAY_TUNNELS = Gauge("micropi_relay_active_tunnels", "HA connections spliced to devices now.", registry=REGISTRY)
+RELAY_IDLE = Gauge("micropi_relay_idle_connections", "Idle device WebSockets held open.", registry=REGISTRY)
 
 
 def exposition() -> bytes:

@@ -28,14 +28,14 @@ caller keeps the password (encrypted) until provisioning has finished, and erase
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+
+from hosting.ha_client import HomeAssistantClient, HomeAssistantError, in_domain
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -100,6 +100,8 @@ class Provisioner:
                         data = await getattr(self, f"_step_{step}")()
                 except ProvisionError:
                     raise
+                except HomeAssistantError as err:
+                    raise ProvisionError(f"step {step}: {err}") from err
                 except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as err:
                     raise ProvisionError(f"step {step}: {type(err).__name__}: {err}") from err
                 # The `token` step's record carries the new token: it is stored (encrypted) at once.
@@ -197,44 +199,23 @@ class Provisioner:
             | ({"api_key": self.target.ollama_api_key} if self.target.ollama_api_key else {}),
             "model": {"model": self.target.ollama_model},
         }
-        result = await self._post(
-            "/api/config/config_entries/flow", {"handler": INTEGRATION_DOMAIN, "show_advanced_options": False}
+        entry = await self._ha().config_flow(
+            INTEGRATION_DOMAIN,
+            answers,
+            start={"show_advanced_options": False},
+            refused_hint=f" (is Ollama reachable at {self.target.ollama_url} from the instance?)",
         )
-        while True:
-            kind = result.get("type")
-            flow_id = result.get("flow_id")
-            if kind == "create_entry":
-                return {"entry_id": result["result"]["entry_id"]}
-            if kind == "abort":
-                reason = result.get("reason")
-                raise ProvisionError(f"step ollama_entry: the {INTEGRATION_DOMAIN} flow aborted: {reason}")
-            if kind == "progress":  # pulling the model: wait for the flow to move on
-                await asyncio.sleep(1)
-                result = await self._get(f"/api/config/config_entries/flow/{flow_id}")
-                continue
-            if kind != "form":
-                raise ProvisionError(f"step ollama_entry: unexpected flow result {kind!r}")
-            if result.get("errors"):
-                raise ProvisionError(
-                    f"step ollama_entry: form {result.get('step_id')!r} refused the input: {result['errors']} "
-                    f"(is Ollama reachable at {self.target.ollama_url} from the instance?)"
-                )
-            step_id = result.get("step_id", "")
-            if step_id not in answers:
-                raise ProvisionError(f"step ollama_entry: the flow asks for an unknown step {step_id!r}")
-            result = await self._post(f"/api/config/config_entries/flow/{flow_id}", answers.pop(step_id))
+        return {"entry_id": entry["entry_id"]}
 
     async def _step_agent(self) -> dict[str, Any]:
         entry_id = self.done["ollama_entry"]["entry_id"]
-        deadline = time.monotonic() + 30
-        while True:  # the entity appears once the entry is set up, a moment after the flow ends
-            entities = await self._ws(self._token(), {"type": "config/entity_registry/list"})
-            for entity in entities:
-                if entity.get("config_entry_id") == entry_id and entity["entity_id"].startswith("conversation."):
-                    return {"entity_id": entity["entity_id"]}
-            if time.monotonic() > deadline:
-                raise ProvisionError(f"step agent: entry {entry_id} made no conversation entity within 30 s")
-            await asyncio.sleep(0.5)
+        entity_id = await self._ha().wait_for_entity(
+            entry_id,
+            in_domain("conversation"),
+            within=30,
+            missing=f"entry {entry_id} made no conversation entity within 30 s",
+        )
+        return {"entity_id": entity_id}
 
     async def _step_assist(self) -> dict[str, Any]:
         agent = self.done["agent"]["entity_id"]
@@ -308,51 +289,31 @@ class Provisioner:
 
     async def _login(self) -> str:
         """HA's login flow with the owner's email and password (what a person does in the login form)."""
-        flow = await self._post(
+        flow = await self._post_unauthenticated(
             "/auth/login_flow",
             {"client_id": self._client_id, "handler": ["homeassistant", None], "redirect_uri": self._client_id},
-            auth=False,
         )
-        result = await self._post(
+        result = await self._post_unauthenticated(
             f"/auth/login_flow/{flow['flow_id']}",
             {"client_id": self._client_id, "username": self.target.email, "password": self._require_password()},
-            auth=False,
         )
         if result.get("type") != "create_entry":
             raise ProvisionError(f"the owner could not log in to HA: {result.get('errors') or result.get('reason')}")
         return await self._exchange_code(result["result"])
 
-    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
-        headers = {"Authorization": f"Bearer {self._token()}"}
-        async with self._session().get(path, params=params, headers=headers) as response:
-            return await _json(response, f"GET {path}")
+    def _ha(self, token: str | None = None) -> HomeAssistantClient:
+        """HA's APIs with the service's token (or the given one: the owner's session token)."""
+        return HomeAssistantClient(self.target.base_url, token or self._token())
 
-    async def _post(self, path: str, body: dict[str, Any], *, auth: bool = True) -> Any:
-        headers = {"Authorization": f"Bearer {self._token()}"} if auth else {}
-        async with self._session().post(path, json=body, headers=headers) as response:
+    async def _get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        return await self._ha().request("GET", path, params=params)
+
+    async def _post_unauthenticated(self, path: str, body: dict[str, Any]) -> Any:
+        async with self._session().post(path, json=body) as response:
             return await _json(response, f"POST {path}")
 
     async def _ws(self, token: str, command: dict[str, Any]) -> Any:
-        """One websocket command (a connection each: provisioning sends only a few)."""
-        async with self._session().ws_connect("/api/websocket") as ws:
-            if (await ws.receive_json())["type"] != "auth_required":
-                raise ProvisionError("HA's websocket did not ask for authentication")
-            await ws.send_json({"type": "auth", "access_token": token})
-            if (reply := await ws.receive_json())["type"] != "auth_ok":
-                raise ProvisionError(f"HA's websocket refused the token: {reply.get('message')}")
-            message_id = next(_ids)
-            await ws.send_json({"id": message_id, **command})
-            while True:
-                reply = await ws.receive_json()
-                if reply.get("id") == message_id and reply.get("type") == "result":
-                    break
-        if not reply.get("success"):
-            error = reply.get("error") or {}
-            raise ProvisionError(f"HA refused {command['type']}: {error.get('code')}: {error.get('message')}")
-        return reply.get("result")
-
-
-_ids = itertools.count(1)
+        return await self._ha(token).command(command)
 
 
 async def _json(response: aiohttp.ClientResponse, what: str) -> Any:

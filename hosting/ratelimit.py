@@ -20,17 +20,30 @@ class SlidingWindowLimiter:
 
     def hit(self, key: str) -> float | None:
         """Count one attempt for `key`: None when allowed, else the seconds to wait (nothing is counted)."""
+        wait = self.blocked(key)
+        if wait is None:
+            self.record(key)
+        return wait
+
+    def blocked(self, key: str) -> float | None:
+        """None when `key` is under its limit, else the seconds until it is (nothing is counted)."""
         now = self._clock()
-        hits = self._hits.setdefault(key, deque())
+        hits = self._hits.get(key)
+        if hits is None:
+            return None
         while hits and hits[0] <= now - self.window:
             hits.popleft()
         if len(hits) >= self.limit:
             return max(hits[0] + self.window - now, 0.001)
-        hits.append(now)
+        return None
+
+    def record(self, key: str) -> None:
+        """Count one hit for `key` (e.g. a failed attempt, where only failures are limited)."""
+        now = self._clock()
+        self._hits.setdefault(key, deque()).append(now)
         self._calls += 1
         if self._calls % 1024 == 0:
             self._forget_idle(now)
-        return None
 
     def _forget_idle(self, now: float) -> None:
         # Keeps memory bounded when many distinct IPs or emails pass by.

@@ -14,19 +14,22 @@ periodically by `InstanceManager`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
-
-from sqlalchemy import select
+from typing import Any, Protocol
 
 from hosting import metrics
 from hosting.db.models import Instance
-from hosting.runtime.base import LABEL_INSTANCE, LABEL_USER, RuntimeFailure, RuntimeInstance, RuntimeState
-
-if TYPE_CHECKING:
-    from hosting.instances import InstanceManager
+from hosting.runtime.base import (
+    LABEL_INSTANCE,
+    LABEL_USER,
+    RuntimeFailure,
+    RuntimeInstance,
+    RuntimeState,
+    RuntimeStatus,
+)
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,6 +37,23 @@ _LOGGER = logging.getLogger(__name__)
 def restart_delay(restart_count: int, base: float, ceiling: float) -> timedelta:
     """Wait before the next restart after `restart_count` restarts: base, 2*base, 4*base... capped."""
     return timedelta(seconds=min(base * 2 ** max(restart_count - 1, 0), ceiling))
+
+
+class Fleet(Protocol):
+    """What reconciliation needs of the instance manager (`hosting.instances.InstanceManager`)."""
+
+    @property
+    def restart_backoff(self) -> tuple[float, float]: ...
+    async def instances(self) -> list[Instance]: ...
+    async def runtime_instances(self) -> list[RuntimeInstance]: ...
+    async def runtime_status(self, instance: Instance) -> RuntimeStatus: ...
+    async def start_again(self, instance: Instance) -> None: ...
+    def is_busy(self, instance_id: str) -> bool: ...
+    def lock(self, instance_id: str) -> asyncio.Lock: ...
+    async def get(self, instance_id: str) -> Instance: ...
+    async def update(self, instance_id: str, **changes: Any) -> None: ...
+    def resume_provisioning(self, instance_id: str) -> None: ...
+    async def delete(self, instance_id: str) -> None: ...
 
 
 @dataclass
@@ -46,11 +66,10 @@ class ReconcileReport:
     failed: dict[str, str] = field(default_factory=dict)
 
 
-async def reconcile(manager: InstanceManager) -> ReconcileReport:
+async def reconcile(manager: Fleet) -> ReconcileReport:
     report = ReconcileReport()
-    found = {item.name: item for item in await manager.runtime.list_instances()}
-    async with manager.sessions() as session:
-        instances = list(await session.scalars(select(Instance)))
+    found = {item.name: item for item in await manager.runtime_instances()}
+    instances = await manager.instances()
 
     known = {instance.name for instance in instances}
     report.orphans = [item for name, item in sorted(found.items()) if name not in known]
@@ -86,9 +105,8 @@ async def reconcile(manager: InstanceManager) -> ReconcileReport:
     return report
 
 
-async def _keep_running(manager: InstanceManager, instance: Instance, report: ReconcileReport) -> None:
-    spec = manager.spec_for(instance)
-    status = await manager.runtime.status(spec)
+async def _keep_running(manager: Fleet, instance: Instance, report: ReconcileReport) -> None:
+    status = await manager.runtime_status(instance)
     now = datetime.now(UTC)
     if status.state is RuntimeState.RUNNING:
         changes: dict[str, object] = {"health": "healthy" if status.healthy else "unhealthy"}
@@ -105,8 +123,8 @@ async def _keep_running(manager: InstanceManager, instance: Instance, report: Re
     await manager.update(
         instance.id,
         restart_count=count,
-        next_restart_at=now + restart_delay(count, manager.config.backoff_base, manager.config.backoff_ceiling),
+        next_restart_at=now + restart_delay(count, *manager.restart_backoff),
         health="restarting",
     )
-    await manager.runtime.ensure_started(spec)
+    await manager.start_again(instance)
     report.restarted.append(instance.name)

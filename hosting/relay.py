@@ -12,7 +12,7 @@ Control messages are WebSocket TEXT frames; spliced bytes are BINARY frames:
 - server -> device `open`: an HA connection was given this WebSocket; connect to the local satellite.
 - device -> server `ping <n>` -> server answers `pong <n>` (the device measures the relay round trip).
 
-Where the endpoint listens (see hosting.devices.DeviceService._placement): the process runtime binds
+Where the endpoint listens (`Runtime.tenant_endpoint`, asked by hosting.devices): the process runtime binds
 127.0.0.1 (each user's HA is a local process). In production (docker runtime, the hosting service on the
 host's network) it binds the host's gateway address on the owner's private network `<instance>-net`, which
 only the owner's HA container is on, and `allowed_network` is that network's subnet: a connection from any

@@ -1,7 +1,7 @@
-"""The route table: it registers the aiohttp routes and writes the OpenAPI document (`/api/openapi.json`).
+"""The route table: every endpoint of the service, in one list. `add_routes` registers them with aiohttp and
+keeps the table in `app[ROUTES_KEY]`, where the OpenAPI handler (`/api/openapi.json`) reads it.
 
-A new endpoint is an `Endpoint` in its area's `ENDPOINTS` list, added here. The device endpoints register
-themselves in `hosting.devices.setup` (with the device service they need) and are documented from here;
+A new endpoint is an `Endpoint` in its area's `ENDPOINTS` list (`hosting.api.<area>`), added here;
 tests/hosting/test_openapi.py checks that the router and the document agree.
 """
 
@@ -9,14 +9,19 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hosting import devices
-from hosting.api import accounts, my_instance, operator, system
-from hosting.api.endpoint import Endpoint
+from hosting.api import accounts, devices, my_instance, operator, system
+from hosting.api.endpoint import ROUTES_KEY, Endpoint
 
-CORE_ENDPOINTS: list[Endpoint] = [*accounts.ENDPOINTS, *my_instance.ENDPOINTS, *operator.ENDPOINTS, *system.ENDPOINTS]
-ENDPOINTS: list[Endpoint] = [*CORE_ENDPOINTS, *devices.ENDPOINTS]
+ENDPOINTS: list[Endpoint] = [
+    *accounts.ENDPOINTS,
+    *my_instance.ENDPOINTS,
+    *operator.ENDPOINTS,
+    *system.ENDPOINTS,
+    *devices.ENDPOINTS,
+]
 
 
 def add_routes(app: web.Application) -> None:
-    for endpoint in CORE_ENDPOINTS:
+    app[ROUTES_KEY] = ENDPOINTS
+    for endpoint in ENDPOINTS:
         app.router.add_route(endpoint.method, endpoint.path, endpoint.aiohttp_handler(), name=endpoint.handler.__name__)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
+from hosting.runtime.registry import RUNTIME_NAMES
+
 
 class SettingsError(ValueError):
     """A configuration value is unusable; the message names the variable and what to set."""
@@ -52,7 +54,7 @@ class Settings:
 
     # One HA per user (used by hosting.instances / hosting.runtime).
     provisioning_enabled: bool = True
-    runtime: str = "process"  # "process" (default, local `hass` processes) or "docker"
+    runtime: str = "process"  # a name in hosting.runtime.registry: "process" (default, local `hass`) or "docker"
     port_range: tuple[int, int] = (8200, 8300)
     public_host: str = "127.0.0.1"  # host name users reach their HA at: http://<public_host>:<port>
     ha_image: str = "micropi/ha:2026.11"
@@ -66,6 +68,21 @@ class Settings:
     reconcile_interval: float = 30.0
     # docker runtime: a network each HA container joins besides its private one, to reach Ollama by name.
     docker_network: str = ""
+
+    # Edge devices (hosting.devices). Where device relay endpoints listen and the address the owner's HA
+    # dials; "docker" (production): where the runtime binds tenant-facing endpoints (`Runtime.tenant_endpoint`:
+    # the host's gateway address on the owner's private network, refusing peers from outside it).
+    relay_bind_host: str = "127.0.0.1"
+    relay_ha_host: str = "127.0.0.1"
+    relay_ports: tuple[int, int] | None = (10700, 10999)  # None: any free port (tests)
+    device_silent_after: float = 120.0  # a device without a heartbeat for this long is flagged
+    device_monitor_interval: float = 30.0
+    pairing_code_ttl: float = 600.0
+    stt_uri: str = ""  # tcp://host:port of the central Wyoming faster-whisper; empty: no STT in the pipeline
+    tts_uri: str = ""  # tcp://host:port of the central Wyoming piper
+    conversation_agent: str = "conversation.micropi"
+    # Piper voice per language, as installed in the central piper service (compose.yaml).
+    tts_voices: Mapping[str, str] = field(default_factory=lambda: {"hu": "hu_HU-anna-medium", "en": "en_US-joe-medium"})
 
     @property
     def effective_database_url(self) -> str:
@@ -103,8 +120,9 @@ class Settings:
             raise SettingsError(f"{name}={raw!r} is not a boolean; use true or false")
 
         runtime = text("MICROPI_RUNTIME", "process")
-        if runtime not in {"process", "docker"}:
-            raise SettingsError(f"MICROPI_RUNTIME={runtime!r}: use 'process' or 'docker'")
+        if runtime not in RUNTIME_NAMES:
+            raise SettingsError(f"MICROPI_RUNTIME={runtime!r}: use {' or '.join(map(repr, RUNTIME_NAMES))}")
+        relay_bind_host = text("MICROPI_RELAY_BIND_HOST", "127.0.0.1")
 
         jwt_secret = env.get("MICROPI_JWT_SECRET", "").strip()
         if jwt_secret and len(jwt_secret) < 32:
@@ -149,6 +167,14 @@ class Settings:
             time_zone=text("MICROPI_TIME_ZONE", "Europe/Budapest"),
             reconcile_interval=number("MICROPI_RECONCILE_INTERVAL", 30.0, float),
             docker_network=text("MICROPI_DOCKER_NETWORK", ""),
+            relay_bind_host=relay_bind_host,
+            relay_ha_host=text("MICROPI_RELAY_HA_HOST", relay_bind_host),
+            relay_ports=_relay_ports(text("MICROPI_RELAY_PORT_RANGE", "10700-10999")),
+            device_silent_after=_seconds(text("MICROPI_DEVICE_SILENT_AFTER", "120"), "MICROPI_DEVICE_SILENT_AFTER"),
+            stt_uri=text("MICROPI_STT_URI", ""),
+            tts_uri=text("MICROPI_TTS_URI", ""),
+            conversation_agent=text("MICROPI_CONVERSATION_AGENT", "conversation.micropi"),
+            tts_voices=_voices(text("MICROPI_TTS_VOICES", "hu=hu_HU-anna-medium,en=en_US-joe-medium")),
         )
 
 
@@ -160,6 +186,33 @@ def _port_range(raw: str) -> tuple[int, int]:
     if not 1024 <= low <= high <= 65535:
         raise SettingsError(f"MICROPI_PORT_RANGE={raw!r}: need 1024 <= FIRST <= LAST <= 65535")
     return low, high
+
+
+def _relay_ports(raw: str) -> tuple[int, int] | None:
+    if raw == "0":
+        return None
+    try:
+        low, high = (int(p) for p in raw.split("-", 1))
+    except ValueError:
+        raise SettingsError(f"MICROPI_RELAY_PORT_RANGE={raw!r}: use FIRST-LAST (or 0 for any)") from None
+    return low, high
+
+
+def _seconds(raw: str, name: str) -> float:
+    try:
+        return float(raw)
+    except ValueError:
+        raise SettingsError(f"{name} must be a number of seconds") from None
+
+
+def _voices(raw: str) -> dict[str, str]:
+    voices = {}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        language, _, voice = item.partition("=")
+        if not language.strip() or not voice.strip():
+            raise SettingsError(f"MICROPI_TTS_VOICES={raw!r}: use LANGUAGE=VOICE,... e.g. hu=hu_HU-anna-medium")
+        voices[language.strip()] = voice.strip()
+    return voices
 
 
 def _check_fernet_key(key: str, where: str) -> None:

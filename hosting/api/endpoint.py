@@ -104,6 +104,10 @@ class Endpoint:
         return handle
 
 
+# The route table (`hosting.routes.ENDPOINTS`), for the OpenAPI document.
+ROUTES_KEY = web.AppKey("routes", list[Endpoint])
+
+
 async def authenticate(request: web.Request) -> User:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from hosting import audit
 from hosting.api import schemas
 from hosting.api.endpoint import Call, Endpoint, Reply
-from hosting.api.my_instance import instance_errors, instance_manager, load_instance
+from hosting.api.instance_access import instance_errors, instance_manager, load_instance
 from hosting.api.views import instance_view, orphan_view, user_view
 from hosting.db.models import Instance, User
 from hosting.errors import ApiError

@@ -12,10 +12,11 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import func, select, text
 
 from hosting import metrics
-from hosting.api.endpoint import Call, Endpoint, Reply
+from hosting.api.endpoint import ROUTES_KEY, Call, Endpoint, Reply
 from hosting.db.models import INSTANCE_STATUSES, Instance
 from hosting.instances import INSTANCE_MANAGER_KEY
 from hosting.keys import ENGINE_KEY, STARTED_AT_KEY
+from hosting.openapi import build_document
 from hosting.ports import free_port_count, port_pool
 
 HEALTH_TIMEOUT = 3.0
@@ -75,10 +76,8 @@ async def prometheus_metrics(call: Call) -> web.Response:
 
 
 async def openapi_document(call: Call) -> web.Response:
-    from hosting.openapi import build_document  # noqa: PLC0415
-    from hosting.routes import ENDPOINTS  # noqa: PLC0415  # the table includes this very endpoint
-
-    return web.json_response(build_document(ENDPOINTS, service_version()))
+    routes: list[Endpoint] = call.app[ROUTES_KEY]
+    return web.json_response(build_document(routes, service_version()))
 
 
 ENDPOINTS = [

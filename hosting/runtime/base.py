@@ -19,6 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network
 from pathlib import Path, PurePosixPath
 
 import aiohttp
@@ -73,6 +74,19 @@ class RuntimeInstance:
     state: RuntimeState
 
 
+@dataclass(frozen=True)
+class TenantEndpoint:
+    """Where an endpoint that one tenant's HA must reach (its devices' relay, the model gateway) listens,
+    the address that HA dials, and which peers may connect (None: no restriction beyond the bind address)."""
+
+    bind_host: str
+    ha_host: str
+    allowed_network: IPv4Network | IPv6Network | None = None
+
+
+LOOPBACK = TenantEndpoint(bind_host="127.0.0.1", ha_host="127.0.0.1")
+
+
 class RuntimeFailure(Exception):
     """The runtime could not do what was asked; the message says what happened and what to do."""
 
@@ -101,6 +115,20 @@ class Runtime(ABC):
 
     kind: str = ""
     stop_timeout: float = 30.0
+    # Whether an instance runs `InstanceSpec.image` (docker); the process runtime runs its own `hass`,
+    # so the image is informational there and an upgrade keeps what runs.
+    uses_images: bool = False
+
+    # ---- where things are (implementation-specific) ---------------------------------------------------
+
+    @abstractmethod
+    def service_url(self, spec: InstanceSpec) -> str:
+        """The instance's HA base URL as this service reaches it (readiness probe, provisioning)."""
+
+    @abstractmethod
+    async def tenant_endpoint(self, name: str) -> TenantEndpoint:
+        """Where an endpoint for instance `name` to reach (device relay, gateway) must be bound.
+        Raises RuntimeFailure when the runtime cannot tell (e.g. the instance's network is gone)."""
 
     # ---- primitives (implementation-specific) --------------------------------------------------------
 
@@ -174,14 +202,14 @@ class Runtime(ABC):
         status = await self._inspect(spec.name)
         if status.state is not RuntimeState.RUNNING:
             return status
-        answering = await self.probe(spec.port)
+        answering = await self.probe(spec)
         return RuntimeStatus(status.state, answering, status.detail or ("answering" if answering else "not answering"))
 
-    async def probe(self, port: int) -> bool:
+    async def probe(self, spec: InstanceSpec) -> bool:
         try:
             async with (
                 aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as session,
-                session.get(f"http://127.0.0.1:{port}{READY_PATH}") as response,
+                session.get(self.service_url(spec) + READY_PATH) as response,
             ):
                 return response.status == 200
         except aiohttp.ClientError, TimeoutError:
@@ -194,7 +222,7 @@ class Runtime(ABC):
             status = await self._inspect(spec.name)
             if status.state is not RuntimeState.RUNNING:
                 raise RuntimeFailure(f"{spec.name} is {status.state} before it answered: {status.detail}")
-            if await self.probe(spec.port):
+            if await self.probe(spec):
                 return
             if time.monotonic() > deadline:
                 raise RuntimeFailure(f"{spec.name} did not answer on port {spec.port} within {within:.0f} s")

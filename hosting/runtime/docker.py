@@ -17,8 +17,9 @@ import contextlib
 import gzip
 import threading
 from collections.abc import Callable
+from ipaddress import ip_network
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 from docker.errors import APIError, DockerException, NotFound
@@ -33,7 +34,11 @@ from hosting.runtime.base import (
     RuntimeInstance,
     RuntimeState,
     RuntimeStatus,
+    TenantEndpoint,
 )
+
+if TYPE_CHECKING:
+    from hosting.settings import Settings
 
 HA_PORT = "8123/tcp"
 CONFIG_MOUNT = "/config"
@@ -62,6 +67,7 @@ def parse_memory(value: str) -> int:
 
 class DockerRuntime(Runtime):
     kind = "docker"
+    uses_images = True
 
     def __init__(
         self,
@@ -89,6 +95,30 @@ class DockerRuntime(Runtime):
                 raise RuntimeFailure(f"docker: {err}") from err
 
         return await asyncio.to_thread(run)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DockerRuntime:
+        return cls(ollama_network=settings.docker_network or None)
+
+    # ---- where things are ----------------------------------------------------------------------------
+
+    def service_url(self, spec: InstanceSpec) -> str:
+        return f"http://{self.bind_host}:{spec.port}"  # the published port (see _create_sync)
+
+    async def tenant_endpoint(self, name: str) -> TenantEndpoint:
+        """On the owner's private network `<name>-net`: only their HA container is on it, so its subnet is
+        exactly who may connect; the host's gateway address on it is where we listen."""
+
+        def lookup(client: docker.DockerClient) -> TenantEndpoint:
+            try:
+                ipam = client.networks.get(self.network_name(name)).attrs["IPAM"]["Config"][0]
+                subnet = ip_network(ipam["Subnet"])
+            except (KeyError, IndexError, ValueError) as err:
+                raise RuntimeFailure(f"network {self.network_name(name)} has no usable subnet: {err!r}") from None
+            gateway = ipam.get("Gateway") or str(next(subnet.hosts()))
+            return TenantEndpoint(bind_host=gateway, ha_host=gateway, allowed_network=subnet)
+
+        return await self._run(lookup)
 
     def _connect(self) -> docker.DockerClient:
         try:

@@ -28,9 +28,10 @@ import tarfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hosting.runtime.base import (
+    LOOPBACK,
     InstanceSpec,
     PortInUseError,
     Runtime,
@@ -38,8 +39,12 @@ from hosting.runtime.base import (
     RuntimeInstance,
     RuntimeState,
     RuntimeStatus,
+    TenantEndpoint,
     tar_directory,
 )
+
+if TYPE_CHECKING:
+    from hosting.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_DIR = PROJECT_ROOT / "images" / "ha" / "config"
@@ -77,6 +82,18 @@ class ProcessRuntime(Runtime):
         self.port_release_wait = port_release_wait
         # Children started by this service (to reap them); adopted ones are tracked by pid file only.
         self._children: dict[str, subprocess.Popen[bytes]] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ProcessRuntime:
+        return cls(settings.data_dir / "instances", settings.hass_command)
+
+    # ---- where things are ----------------------------------------------------------------------------
+
+    def service_url(self, spec: InstanceSpec) -> str:
+        return f"http://127.0.0.1:{spec.port}"  # hass serves on loopback only (_write_http_store)
+
+    async def tenant_endpoint(self, name: str) -> TenantEndpoint:
+        return LOOPBACK  # hass runs on this host, as this service does
 
     def _dir(self, name: str) -> Path:
         if not name or "/" in name or name.startswith("."):
