@@ -11,12 +11,11 @@ from pathlib import Path
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
 
-from .conftest import Hosting
-from .hass import free_port
+from tests.hosting.device_service import Hosting
+from tests.hosting.hass import free_port
+
+from .device import eventually, read_until, run_cli
 from .peers import CountingWakeService, mic_command, speaker_command
-from .test_pairing import run_cli
-from .test_relay import eventually
-from .test_satellite import read_until
 
 
 async def test_pair_then_run_reports_relays_and_stops_when_revoked(hosting: Hosting, tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from micropi_edge import config
 
-from .conftest import Hosting
+from tests.hosting.device_service import Hosting
 
 ROOT = Path(__file__).resolve().parents[2]
 EDGE_BIN = ROOT / ".venv" / "bin" / "micropi-edge"

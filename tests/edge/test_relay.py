@@ -5,35 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator
 from ipaddress import ip_network
 from pathlib import Path
 
 import pytest
-from micropi_edge.relay import DeviceRevoked, RelayClient
-from micropi_edge.satellite import SatelliteSettings, WyomingSatellite
+from micropi_edge.relay import DeviceRevoked
 from wyoming.client import AsyncTcpClient
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping
 from wyoming.satellite import RunSatellite
 
 from hosting.relay import DeviceRelay
+from tests.hosting.device_service import Hosting
 
-from .conftest import Hosting
-from .peers import CountingWakeService, mic_command, speaker_command
-from .test_satellite import read_until
-
-
-async def eventually(check: Callable[[], bool | Awaitable[bool]], within: float = 5.0) -> None:
-    async with asyncio.timeout(within):
-        while True:
-            result = check()
-            if not isinstance(result, bool):
-                result = await result
-            if result:
-                return
-            await asyncio.sleep(0.02)
+from .device import eventually, read_until, running_device
+from .peers import CountingWakeService
 
 
 @pytest.fixture
@@ -42,32 +29,6 @@ async def wake() -> AsyncIterator[CountingWakeService]:
     await service.start()
     yield service
     await service.stop()
-
-
-@asynccontextmanager
-async def running_device(
-    hosting: Hosting, token: str, name: str, wake: CountingWakeService, tmp_path: Path
-) -> AsyncIterator[tuple[WyomingSatellite, RelayClient, asyncio.Task[None]]]:
-    """A whole Pi: the satellite on a local port and the relay client keeping two idle WebSockets."""
-    satellite = WyomingSatellite(
-        SatelliteSettings(
-            name=name,
-            mic_command=mic_command(),
-            snd_command=speaker_command(tmp_path / f"{name}.raw"),
-            wake_uri=wake.uri,
-        )
-    )
-    port = await satellite.start("127.0.0.1", 0)
-    relay = RelayClient(hosting.url, token, "127.0.0.1", port, pool_size=2)
-    task = asyncio.create_task(relay.run())
-    try:
-        await eventually(lambda: relay.idle_connections == 2)
-        yield satellite, relay, task
-    finally:
-        task.cancel()
-        with pytest.raises((asyncio.CancelledError, DeviceRevoked)):
-            await task
-        await satellite.stop()
 
 
 async def test_ha_reaches_the_satellite_through_the_relay(

@@ -14,7 +14,6 @@ from micropi_edge.satellite import SatelliteSettings, WyomingSatellite
 from wyoming.asr import Transcript
 from wyoming.audio import AudioChunk, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
-from wyoming.event import Event
 from wyoming.info import Describe, Info
 from wyoming.ping import Ping, Pong
 from wyoming.pipeline import PipelineStage, RunPipeline
@@ -22,6 +21,7 @@ from wyoming.satellite import PauseSatellite, RunSatellite
 from wyoming.snd import Played
 from wyoming.wake import Detection
 
+from .device import read_until
 from .peers import WAKE_WORD, CountingWakeService, mic_command, speaker_command
 
 
@@ -47,18 +47,6 @@ async def satellite(wake: CountingWakeService, tmp_path: Path) -> AsyncIterator[
     port = await sat.start("127.0.0.1", 0)
     yield sat, port
     await sat.stop()
-
-
-async def read_until(client: AsyncTcpClient, event_type: str, within: float = 10.0) -> tuple[Event, list[Event]]:
-    """Reads events until one of `event_type` arrives; returns it and everything before it."""
-    seen: list[Event] = []
-    async with asyncio.timeout(within):
-        while True:
-            event = await client.read_event()
-            assert event is not None, f"satellite closed the connection while waiting for {event_type}"
-            if event.type == event_type:
-                return event, seen
-            seen.append(event)
 
 
 async def test_describe_and_ping(satellite: tuple[WyomingSatellite, int]) -> None:

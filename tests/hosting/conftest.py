@@ -30,6 +30,11 @@ from cryptography.fernet import Fernet
 from hosting.app import create_app
 from hosting.settings import Settings
 
+# The hosting service with its device service, for the device tests (test_devices_*.py).
+from tests.hosting.device_service import devices_config, hosting, hosting_settings
+
+__all__ = ["devices_config", "hosting", "hosting_settings"]
+
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
 

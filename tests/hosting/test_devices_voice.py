@@ -33,13 +33,12 @@ from bench.ollama_wire import DEFAULT_MODEL, OllamaWireServer, Reply
 from hosting.db.models import Instance, User
 from hosting.devices import PIPELINE_NAME
 from hosting.keys import SECRET_BOX_KEY
+from tests.edge.device import eventually, read_until
+from tests.edge.peers import CountingWakeService, speaker_command, speech_mic_command
+from tests.hosting.device_service import Hosting
 
-from .conftest import Hosting, device_settings
 from .hass import ROOT, HassProcess, free_port
-from .peers import CountingWakeService, speaker_command, speech_mic_command
-from .test_home_assistant import entities_of
-from .test_relay import eventually
-from .test_satellite import read_until
+from .test_devices_home_assistant import entities_of
 
 pytestmark = pytest.mark.hass
 
@@ -147,10 +146,16 @@ def responder(body: dict[str, Any]) -> Reply:
     return Reply("", tool_calls=[{"name": "HassTurnOn", "arguments": {"name": "Kitchen light"}}])
 
 
+@pytest.fixture
+def devices_config(speech_servers: tuple[str, str]) -> dict[str, Any]:
+    stt_uri, tts_uri = speech_servers
+    return {"stt_uri": stt_uri, "tts_uri": tts_uri, "conversation_agent": "conversation.micropi"}
+
+
 async def test_english_voice_round_trip(
     hosting: Hosting, speech_servers: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    stt_uri, tts_uri = speech_servers
+    _, tts_uri = speech_servers
     speech = bytes(8000) + await synthesize(tts_uri, SENTENCE)  # 0.25 s of silence first, as people pause
     speech_file, trigger, played = tmp_path / "speech.raw", tmp_path / "speak-now", tmp_path / "played.raw"
     speech_file.write_bytes(speech)
@@ -174,9 +179,6 @@ async def test_english_voice_round_trip(
             assert (await hass.state("light.kitchen_light") or {}).get("state") != "on"
 
             # The owner's HA is "ready" in the hosting service, which provisions the paired device into it.
-            hosting.devices.settings = device_settings(
-                stt_uri=stt_uri, tts_uri=tts_uri, conversation_agent="conversation.micropi"
-            )
             owner = await hosting.sign_up()
             box = hosting.client.app[SECRET_BOX_KEY]
             async with hosting.devices.sessions() as session, session.begin():

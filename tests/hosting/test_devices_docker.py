@@ -8,21 +8,21 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
 from sqlalchemy import select
 
 from hosting.db.models import Instance, User
-from hosting.devices import DeviceSettings
 from hosting.runtime.base import InstanceSpec, ownership_labels
 from hosting.runtime.docker import DockerRuntime
+from tests.edge.device import running_device
+from tests.edge.peers import CountingWakeService
+from tests.hosting.device_service import Hosting, Owner
 from tests.hosting.dockerd import STAND_IN_IMAGE, build_stand_in_images, private_dockerd
 
-from .conftest import Hosting, Owner, device_settings
 from .hass import free_port
-from .peers import CountingWakeService
-from .test_relay import running_device
 
 pytestmark = pytest.mark.docker
 
@@ -47,8 +47,9 @@ async def runtime(dockerd_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIte
 
 
 @pytest.fixture
-def devices_config() -> DeviceSettings:
-    return device_settings(relay_bind_host="docker")
+def devices_config() -> dict[str, Any]:
+    # The relay's endpoints go where the docker runtime puts tenant-facing endpoints.
+    return {"relay_bind_host": "docker", "runtime": "docker"}
 
 
 @pytest.fixture

@@ -7,24 +7,14 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
-import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from micropi_edge import config, heartbeat
 
-from hosting.devices import DeviceSettings
-
-from .conftest import Hosting, device_settings
-
-
-async def run_cli(*args: str) -> tuple[int, str, str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "micropi_edge", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
-    )
-    out, err = await proc.communicate()
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+from tests.edge.device import run_cli
+from tests.hosting.device_service import Hosting
 
 
 async def test_pair_stores_token_owner_only_and_lists_device(hosting: Hosting, tmp_path: Path) -> None:
@@ -67,13 +57,13 @@ async def test_token_file_readable_by_others_is_refused(tmp_path: Path) -> None:
         config.load(tmp_path / "missing.json")
 
 
+@pytest.mark.parametrize("devices_config", [{"pairing_code_ttl": 0.2}])
 async def test_wrong_and_expired_codes(hosting: Hosting) -> None:
     owner = await hosting.sign_up()
     response = await hosting.client.post("/api/devices/pair", json={"code": "AAAA-BBBB"})
     assert response.status == 400
     assert (await response.json())["error"]["code"] == "invalid_pairing_code"
 
-    hosting.devices.settings = device_settings(pairing_code_ttl=0.2)
     code = await hosting.pairing_code(owner)
     await asyncio.sleep(0.3)
     response = await hosting.client.post("/api/devices/pair", json={"code": code})
@@ -116,8 +106,8 @@ async def test_rename_revoke_and_tenants_apart(hosting: Hosting) -> None:
 
 
 @pytest.fixture
-def devices_config() -> DeviceSettings:
-    return device_settings(silent_after=1.0)
+def devices_config() -> dict[str, Any]:
+    return {"device_silent_after": 1.0}
 
 
 async def test_heartbeat_shows_online_and_silent_devices_are_flagged(hosting: Hosting) -> None:

@@ -1,4 +1,4 @@
-"""A real Home Assistant for the edge tests: `.venv-ha/bin/hass` (HA 2026.11, the image's release) in a
+"""A real Home Assistant for the device tests: `.venv-ha/bin/hass` (HA 2026.11, the image's release) in a
 temp directory, onboarded through its own REST API, with a long-lived token for its REST/WebSocket APIs."""
 
 from __future__ import annotations
