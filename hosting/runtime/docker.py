@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from ipaddress import ip_network
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import docker
 from docker.errors import APIError, DockerException, NotFound
@@ -36,9 +36,6 @@ from hosting.runtime.base import (
     RuntimeStatus,
     TenantEndpoint,
 )
-
-if TYPE_CHECKING:
-    from hosting.settings import Settings
 
 HA_PORT = "8123/tcp"
 CONFIG_MOUNT = "/config"
@@ -95,10 +92,6 @@ class DockerRuntime(Runtime):
                 raise RuntimeFailure(f"docker: {err}") from err
 
         return await asyncio.to_thread(run)
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> DockerRuntime:
-        return cls(ollama_network=settings.docker_network or None)
 
     # ---- where things are ----------------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ import tarfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hosting.runtime.base import (
     LOOPBACK,
@@ -42,9 +42,6 @@ from hosting.runtime.base import (
     TenantEndpoint,
     tar_directory,
 )
-
-if TYPE_CHECKING:
-    from hosting.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_DIR = PROJECT_ROOT / "images" / "ha" / "config"
@@ -82,10 +79,6 @@ class ProcessRuntime(Runtime):
         self.port_release_wait = port_release_wait
         # Children started by this service (to reap them); adopted ones are tracked by pid file only.
         self._children: dict[str, subprocess.Popen[bytes]] = {}
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ProcessRuntime:
-        return cls(settings.data_dir / "instances", settings.hass_command)
 
     # ---- where things are ----------------------------------------------------------------------------
 
