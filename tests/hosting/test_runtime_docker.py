@@ -121,7 +121,7 @@ async def test_lifecycle_create_start_stop_restart_remove(runtime: DockerRuntime
 
     await runtime.stop(spec.name)
     assert (await runtime.status(spec)).state is RuntimeState.STOPPED
-    assert not await runtime.probe(spec.port)
+    assert not await runtime.probe(spec)
 
     await runtime.restart(spec)
     await runtime.wait_ready(spec, within=30)
