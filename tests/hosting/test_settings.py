@@ -77,3 +77,40 @@ def test_an_emptied_secret_file_is_an_error_not_a_new_secret(tmp_path: Path) -> 
     (tmp_path / "jwt_secret").write_text("")
     with pytest.raises(SettingsError, match="empty"):
         Settings.from_env({"MICROPI_DATA": str(tmp_path)})
+
+
+def test_device_values_from_the_environment(tmp_path: Path) -> None:
+    defaults = Settings.from_env({"MICROPI_DATA": str(tmp_path)})
+    assert (defaults.relay_bind_host, defaults.relay_ha_host, defaults.relay_ports) == (
+        "127.0.0.1",
+        "127.0.0.1",
+        (10700, 10999),
+    )
+    assert defaults.tts_voices == {"hu": "hu_HU-anna-medium", "en": "en_US-joe-medium"}
+    settings = Settings.from_env(
+        {
+            "MICROPI_DATA": str(tmp_path),
+            "MICROPI_RELAY_BIND_HOST": "docker",  # the HA dials what the runtime says, unless told otherwise
+            "MICROPI_RELAY_PORT_RANGE": "0",
+            "MICROPI_DEVICE_SILENT_AFTER": "5",
+            "MICROPI_STT_URI": "tcp://whisper:10300",
+            "MICROPI_TTS_VOICES": "hu=hu_HU-anna-medium, de=de_DE-thorsten-medium",
+        }
+    )
+    assert (settings.relay_bind_host, settings.relay_ha_host, settings.relay_ports) == ("docker", "docker", None)
+    assert settings.device_silent_after == 5.0
+    assert settings.stt_uri == "tcp://whisper:10300"
+    assert settings.tts_voices == {"hu": "hu_HU-anna-medium", "de": "de_DE-thorsten-medium"}
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("MICROPI_RELAY_PORT_RANGE", "10700", "FIRST-LAST"),
+        ("MICROPI_DEVICE_SILENT_AFTER", "soon", "number of seconds"),
+        ("MICROPI_TTS_VOICES", "hu", "LANGUAGE=VOICE"),
+    ],
+)
+def test_bad_device_values_say_what_to_set(tmp_path: Path, name: str, value: str, message: str) -> None:
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"MICROPI_DATA": str(tmp_path), name: value})
