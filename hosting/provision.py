@@ -53,7 +53,7 @@ class ProvisionError(Exception):
 
 @dataclass(frozen=True)
 class ProvisionTarget:
-    base_url: str  # http://127.0.0.1:<port>
+    base_url: str  # HA as this service reaches it (`Runtime.service_url`)
     email: str
     time_zone: str
     ollama_url: str

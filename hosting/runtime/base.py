@@ -51,7 +51,7 @@ class InstanceSpec:
     """Everything a runtime needs to run one instance."""
 
     name: str  # runtime name, e.g. micropi-ha-1a2b3c4d: container name / data directory name
-    port: int  # host port, bound to 127.0.0.1
+    port: int  # host port (where the service reaches HA: `Runtime.service_url`)
     image: str  # docker: the image; process: informational (the hass binary is the runtime's)
     labels: Mapping[str, str] = field(default_factory=dict)
     memory: str = "512m"
