@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "create-operator":
         return create_operator(settings, args.email)
     from hosting.app import create_app  # noqa: PLC0415  # only the service needs the whole application
+    from hosting.middleware import AccessLogger  # noqa: PLC0415
 
     where = f"http://{settings.host}:{settings.port}"
     print(f"MicroPi hosting on {where} (data: {settings.data_dir.resolve()})", flush=True)
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
         host=settings.host,
         port=settings.port,
         shutdown_timeout=settings.shutdown_timeout,
+        access_log_class=AccessLogger,
         print=None,
     )
     return 0

@@ -1,19 +1,16 @@
 """One error shape for every failure: `{"error": {"code", "message"}, "request_id"}` with an honest status.
 
-Handlers raise `ApiError`; the middleware turns it, aiohttp's own HTTP errors (404, 405, 413, ...) and
-anything unexpected into that shape. Every response carries `X-Request-ID`, which is also in the logs.
+Handlers raise `ApiError`; `hosting.middleware` turns it, aiohttp's own HTTP errors (404, 405, 413, ...)
+and anything unexpected into that shape. Every response carries `X-Request-ID`, which is also in the logs.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import uuid
 from collections.abc import Mapping
 
 import asyncpg
 from aiohttp import web
-from aiohttp.typedefs import Handler
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -21,7 +18,8 @@ _LOGGER = logging.getLogger(__name__)
 
 REQUEST_ID_KEY = web.RequestKey("request_id", str)
 REQUEST_ID_HEADER = "X-Request-ID"
-_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+# The error code a response carried, for the access log.
+ERROR_CODE_KEY = web.RequestKey("error_code", str)
 
 # Codes for aiohttp's own HTTP errors.
 _HTTP_CODES = {
@@ -66,42 +64,28 @@ class ApiError(Exception):
 def error_response(
     request: web.Request, status: int, code: str, message: str, headers: Mapping[str, str] | None = None
 ) -> web.Response:
+    request[ERROR_CODE_KEY] = code  # for the access log's one line
     body = {"error": {"code": code, "message": message}, "request_id": request.get(REQUEST_ID_KEY, "")}
     return web.json_response(body, status=status, headers=headers)
 
 
-@web.middleware
-async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # A caller's own request id is kept when harmless (for tracing across services), else a fresh one.
-    incoming = request.headers.get(REQUEST_ID_HEADER, "")
-    request_id = incoming if _SAFE_REQUEST_ID.match(incoming) else uuid.uuid4().hex
-    request[REQUEST_ID_KEY] = request_id
-    try:
-        response = await handler(request)
-    except ApiError as err:
-        response = error_response(request, err.status, err.code, err.message, err.headers)
-    except web.HTTPException as err:
-        if err.status < 400:  # redirects and 2xx raised as exceptions pass through
-            raise
-        message = err.text if err.text and err.text != f"{err.status}: {err.reason}" else err.reason
-        if err.status in (404, 405):
-            message = f"{message}: {request.method} {request.path}; the API is described at /api/openapi.json"
-        headers = {k: v for k, v in err.headers.items() if k in {"Allow", "Retry-After"}}
-        response = error_response(request, err.status, _HTTP_CODES.get(err.status, "http_error"), message, headers)
-    except _DATABASE_DOWN as err:
-        _LOGGER.warning("request %s: database unavailable: %s", request_id, type(err).__name__)
-        response = error_response(
-            request, 503, "database_unavailable", "the database is unreachable; try again shortly"
-        )
-    except DBAPIError as err:
-        if not err.connection_invalidated:
+def error_for_exception(request: web.Request, err: Exception) -> web.Response:
+    """The one error shape for anything a handler raised. A caller's mistake is a 4xx and the access log's
+    line; only our own bugs (500) are logged with a traceback."""
+    request_id = request.get(REQUEST_ID_KEY, "")
+    match err:
+        case ApiError():
+            return error_response(request, err.status, err.code, err.message, err.headers)
+        case web.HTTPException():
+            message = err.text if err.text and err.text != f"{err.status}: {err.reason}" else err.reason
+            if err.status in (404, 405):
+                message = f"{message}: {request.method} {request.path}; the API is described at /api/openapi.json"
+            headers = {k: v for k, v in err.headers.items() if k in {"Allow", "Retry-After"}}
+            return error_response(request, err.status, _HTTP_CODES.get(err.status, "http_error"), message, headers)
+        case _ if isinstance(err, _DATABASE_DOWN) or (isinstance(err, DBAPIError) and err.connection_invalidated):
+            _LOGGER.warning("request %s: database unavailable: %s", request_id, type(err).__name__)
+            message = "the database is unreachable; try again shortly"
+            return error_response(request, 503, "database_unavailable", message)
+        case _:
             _LOGGER.exception("request %s failed", request_id)
-            response = error_response(request, 500, "internal_error", "unexpected error; quote the request id")
-        else:
-            response = error_response(request, 503, "database_unavailable", "the database connection was lost")
-    except Exception:
-        _LOGGER.exception("request %s failed", request_id)
-        response = error_response(request, 500, "internal_error", "unexpected error; quote the request id to support")
-    if not response.prepared:  # a streamed response (download, WebSocket) has sent its headers already
-        response.headers[REQUEST_ID_HEADER] = request_id
-    return response
+            return error_response(request, 500, "internal_error", "unexpected error; quote the request id to support")

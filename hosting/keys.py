@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from hosting.db.callers import CallerReader
 from hosting.ratelimit import SlidingWindowLimiter
 from hosting.runtime.base import Runtime
 from hosting.security import Passwords, SecretBox
@@ -17,6 +18,8 @@ from hosting.settings import Settings
 SETTINGS_KEY = web.AppKey("settings", Settings)
 ENGINE_KEY = web.AppKey("engine", AsyncEngine)
 SESSIONS_KEY = web.AppKey("sessions", async_sessionmaker[AsyncSession])
+# The per-request read of the authenticated caller (hosting.db.callers); opened after the migrations.
+CALLERS_KEY = web.AppKey("callers", CallerReader)
 SECRET_BOX_KEY = web.AppKey("secret_box", SecretBox)
 PASSWORDS_KEY = web.AppKey("passwords", Passwords)
 # The one runtime of the application (hosting.runtime.registry), shared by instances and device endpoints.

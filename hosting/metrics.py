@@ -1,13 +1,16 @@
 """Prometheus metrics of the hosting service, served at `/metrics`.
 
 They live in the service's own registry (not prometheus-client's global one), so several applications in
-one process (tests) do not collide. Request metrics are observed by a middleware in `hosting.app`;
+one process (tests) do not collide. Request metrics are observed by `hosting.middleware`;
 `PROVISIONING_SECONDS` by `hosting.instances`; the instance gauges are refreshed from the database at each
 scrape, the device gauges by `hosting.devices` (heartbeats and its monitoring loop).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
+from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 from prometheus_client.platform_collector import PlatformCollector
@@ -68,6 +71,24 @@ DEVICE_RELAY_RTT = Gauge(
 PER_DEVICE_GAUGES = (DEVICE_SECONDS_SINCE_SEEN, DEVICE_CPU_TEMPERATURE, DEVICE_LOAD, DEVICE_UPTIME, DEVICE_RELAY_RTT)
 RELAY_TUNNELS = Gauge("micropi_relay_active_tunnels", "HA connections spliced to devices now.", registry=REGISTRY)
 RELAY_IDLE = Gauge("micropi_relay_idle_connections", "Idle device WebSockets held open.", registry=REGISTRY)
+
+
+_REQUEST_CHILDREN: dict[tuple[str, str, int], Any] = {}
+
+
+def observe_request(request: web.Request, status: int, seconds: float) -> None:
+    resource = request.match_info.route.resource
+    # The route template, never the raw path: ids in paths would make unbounded label sets.
+    route = resource.canonical if resource is not None else "unmatched"
+    method = request.method if request.method in _KNOWN_METHODS else "other"  # any token is a method
+    key = (method, route, status)
+    child = _REQUEST_CHILDREN.get(key)
+    if child is None:  # `labels()` takes a lock and builds a tuple each time; the set of keys is small
+        child = _REQUEST_CHILDREN[key] = REQUEST_SECONDS.labels(method, route, str(status))
+    child.observe(seconds)
+
+
+_KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 def exposition() -> bytes:

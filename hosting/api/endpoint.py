@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import voluptuous as vol
-from aiohttp import web
-from sqlalchemy import select
+from aiohttp import hdrs, web
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hosting.db.models import OPERATOR_ROLE, User
 from hosting.errors import ApiError
-from hosting.keys import PASSWORDS_KEY, SESSIONS_KEY, SETTINGS_KEY
+from hosting.keys import CALLERS_KEY, PASSWORDS_KEY, SESSIONS_KEY, SETTINGS_KEY
 from hosting.security import Passwords, TokenError, decode_access_token
 from hosting.settings import Settings
 
@@ -109,7 +108,9 @@ ROUTES_KEY = web.AppKey("routes", list[Endpoint])
 
 
 async def authenticate(request: web.Request) -> User:
-    header = request.headers.get("Authorization", "")
+    """The caller of a bearer access token, read from the database on every request: a deleted account or a
+    changed role takes effect with the next request, not when the token expires."""
+    header = request.headers.get(hdrs.AUTHORIZATION, "")
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise ApiError(
@@ -122,8 +123,7 @@ async def authenticate(request: web.Request) -> User:
         claims = decode_access_token(request.app[SETTINGS_KEY].jwt_secret, token.strip())
     except TokenError as err:
         raise ApiError(401, "invalid_token", str(err), {"WWW-Authenticate": 'Bearer error="invalid_token"'}) from None
-    async with request.app[SESSIONS_KEY]() as session:
-        user = await session.scalar(select(User).where(User.id == claims.user_id, User.deleted_at.is_(None)))
+    user = await request.app[CALLERS_KEY].read(claims.user_id)
     if user is None:
         raise ApiError(401, "invalid_token", "the account of this token no longer exists; sign up or log in again")
     return user

@@ -1,0 +1,106 @@
+"""What every request passes through, in one middleware: request id, CORS, the error shape, metrics; and
+the access log, one line per request.
+
+One middleware rather than three: each aiohttp middleware layer is a coroutine frame and a closure per
+request, and the profile of `bench.hosting_load` (GET /api/me) counted the three layers, uuid4 and the
+default access-log format among the larger costs of a request once the database read was cheap.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+import re
+import time
+
+from aiohttp import hdrs, web
+from aiohttp.abc import AbstractAccessLogger
+from aiohttp.typedefs import Handler
+
+from hosting import metrics
+from hosting.errors import ERROR_CODE_KEY, REQUEST_ID_HEADER, REQUEST_ID_KEY, error_for_exception, error_response
+from hosting.keys import SETTINGS_KEY
+
+_SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID"
+_CORS_MAX_AGE = "600"
+_EXPOSED_HEADERS = f"{REQUEST_ID_HEADER}, Retry-After"
+
+# Request ids need to be unique, not secret: a random per-process prefix and a counter (32 hex digits).
+_ID_PREFIX = os.urandom(8).hex()
+_ID_COUNTER = itertools.count()
+
+
+def new_request_id() -> str:
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
+
+
+@web.middleware
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    # A caller's own request id is kept when harmless (for tracing across services), else a fresh one.
+    incoming = request.headers.get(REQUEST_ID_HEADER)
+    request_id = incoming if incoming is not None and _SAFE_REQUEST_ID.match(incoming) else new_request_id()
+    request[REQUEST_ID_KEY] = request_id
+    origin = request.headers.get(hdrs.ORIGIN)
+    allowed = origin is not None and origin.rstrip("/") in request.app[SETTINGS_KEY].cors_origins
+    try:
+        if request.method == hdrs.METH_OPTIONS and origin and hdrs.ACCESS_CONTROL_REQUEST_METHOD in request.headers:
+            response: web.StreamResponse = _preflight(request, origin, allowed)
+        else:
+            response = await handler(request)
+    except web.HTTPException as err:
+        if err.status < 400:  # redirects and 2xx raised as exceptions pass through
+            raise
+        response = error_for_exception(request, err)
+    except Exception as err:  # noqa: BLE001  # every failure becomes the one error shape
+        response = error_for_exception(request, err)
+    if not response.prepared:  # a streamed response (download, WebSocket) has sent its headers already
+        headers = response.headers
+        headers[REQUEST_ID_HEADER] = request_id
+        if allowed:
+            headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin  # type: ignore[assignment]  # allowed: not None
+            headers[hdrs.ACCESS_CONTROL_EXPOSE_HEADERS] = _EXPOSED_HEADERS
+        if origin is not None:
+            headers.add(hdrs.VARY, "Origin")
+    metrics.observe_request(request, response.status, time.perf_counter() - started)
+    return response
+
+
+def _preflight(request: web.Request, origin: str, allowed: bool) -> web.Response:
+    """CORS for the origins in `Settings.cors_origins` only (the API uses bearer tokens, no cookies)."""
+    if not allowed:
+        return error_response(
+            request, 403, "cors_origin_denied", f"origin {origin} is not allowed; add it to MICROPI_CORS_ORIGINS"
+        )
+    return web.Response(
+        status=204,
+        headers={
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: "GET, POST, PUT, PATCH, DELETE",
+            hdrs.ACCESS_CONTROL_ALLOW_HEADERS: _CORS_ALLOW_HEADERS,
+            hdrs.ACCESS_CONTROL_MAX_AGE: _CORS_MAX_AGE,
+        },
+    )
+
+
+class AccessLogger(AbstractAccessLogger):
+    """One line per request: client, request line, status, error code (if any), time, request id. A caller's
+    mistake is this line and nothing more (no traceback); the text is escaped, so a caller cannot forge lines."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        code = request.get(ERROR_CODE_KEY, "-")
+        self.logger.info(
+            '%s "%s %s" %s %s %.1fms %s',
+            request.remote,
+            request.method,
+            ascii(request.path_qs)[1:-1],
+            response.status,
+            code,
+            time * 1000,
+            request.get(REQUEST_ID_KEY, "-"),
+        )
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
