@@ -17,7 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hosting import audit
-from hosting.db.models import USER_ROLE, Instance, RefreshToken, User, new_id
+from hosting.db.models import USER_ROLE, AuditEvent, Instance, RefreshToken, User, new_id
 from hosting.instances import InstanceManager
 from hosting.ports import PortPoolExhausted
 from hosting.security import hash_token, issue_access_token, new_refresh_token
@@ -87,6 +87,19 @@ class Accounts:
         async with self.sessions() as session:
             user: User | None = await session.scalar(select(User).where(User.email == email, User.deleted_at.is_(None)))
         return user
+
+    async def logged_in_from(self, email: str, ip: str, within: timedelta) -> bool:
+        """Whether `email`'s account had a successful login from `ip` within the last `within` (the audit
+        trail remembers it): the login throttle's "one of the owner's own addresses"."""
+        since = datetime.now(UTC) - within
+        async with self.sessions() as session:
+            found = await session.scalar(
+                select(AuditEvent.id)
+                .where(AuditEvent.action == "login", AuditEvent.target == email, AuditEvent.ip == ip)
+                .where(AuditEvent.at > since)
+                .limit(1)
+            )
+        return found is not None
 
     async def log_in(self, user: User, ip: str, new_password_hash: str | None = None) -> dict[str, Any]:
         """A token pair for a user whose password was verified; stores `new_password_hash` if given (a rehash)."""

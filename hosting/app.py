@@ -24,6 +24,7 @@ from hosting.keys import (
     CALLERS_KEY,
     ENGINE_KEY,
     LIMITERS_KEY,
+    LOGIN_THROTTLE_KEY,
     PASSWORDS_KEY,
     RUNTIME_KEY,
     SECRET_BOX_KEY,
@@ -32,7 +33,7 @@ from hosting.keys import (
     STARTED_AT_KEY,
 )
 from hosting.middleware import request_middleware
-from hosting.ratelimit import SlidingWindowLimiter
+from hosting.ratelimit import LoginThrottle, SlidingWindowLimiter
 from hosting.routes import add_routes
 from hosting.runtime.registry import create_runtime
 from hosting.security import Passwords, SecretBox
@@ -50,9 +51,10 @@ def create_app(settings: Settings) -> web.Application:
     app[SECRET_BOX_KEY] = SecretBox(settings.fernet_key)
     app[PASSWORDS_KEY] = Passwords.from_settings(settings)
     window = settings.rate_limit_window
+    app[LOGIN_THROTTLE_KEY] = LoginThrottle(
+        settings.login_limit_per_ip, settings.login_limit_per_account, settings.login_limit_per_account_unknown, window
+    )
     app[LIMITERS_KEY] = {
-        "login_ip": SlidingWindowLimiter(settings.login_limit_per_ip, window),
-        "login_account": SlidingWindowLimiter(settings.login_limit_per_account, window),
         "signup_ip": SlidingWindowLimiter(settings.signup_limit_per_ip, window),
         "signup_account": SlidingWindowLimiter(settings.signup_limit_per_account, window),
     }

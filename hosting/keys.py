@@ -10,7 +10,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from hosting.db.callers import CallerReader
-from hosting.ratelimit import SlidingWindowLimiter
+from hosting.ratelimit import LoginThrottle, SlidingWindowLimiter
 from hosting.runtime.base import Runtime
 from hosting.security import Passwords, SecretBox
 from hosting.settings import Settings
@@ -27,3 +27,4 @@ RUNTIME_KEY = web.AppKey("runtime", Runtime)
 # Monotonic time the application started, for /health's uptime.
 STARTED_AT_KEY = web.AppKey("started_at", float)
 LIMITERS_KEY = web.AppKey("rate_limiters", dict[str, SlidingWindowLimiter])
+LOGIN_THROTTLE_KEY = web.AppKey("login_throttle", LoginThrottle)

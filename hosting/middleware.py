@@ -8,6 +8,7 @@ default access-log format among the larger costs of a request once the database 
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 import logging
 import os
@@ -21,6 +22,9 @@ from aiohttp.typedefs import Handler
 from hosting import metrics
 from hosting.errors import ERROR_CODE_KEY, REQUEST_ID_HEADER, REQUEST_ID_KEY, error_for_exception, error_response
 from hosting.keys import SETTINGS_KEY
+from hosting.settings import IPNetwork
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _CORS_ALLOW_HEADERS = "Authorization, Content-Type, X-Request-ID"
@@ -84,6 +88,56 @@ def _preflight(request: web.Request, origin: str, allowed: bool) -> web.Response
     )
 
 
+CLIENT_ADDRESS_KEY = web.RequestKey("client_address", str)
+
+
+def client_address(request: web.BaseRequest) -> str:
+    """The client's IP address. The peer's, unless the peer is one of `MICROPI_TRUSTED_PROXIES`: then the
+    nearest address in X-Forwarded-For (or, without it, Forwarded) that is not itself a trusted proxy,
+    read from the right - everything left of that was written by the client and proves nothing."""
+    known: str | None = request.get(CLIENT_ADDRESS_KEY)
+    if known is not None:
+        return known
+    peer = request.remote or ""
+    address = peer
+    trusted = request.app[SETTINGS_KEY].trusted_proxies if isinstance(request, web.Request) else ()
+    if trusted and _is_trusted(peer, trusted):
+        for hop in reversed(_forwarded_chain(request)):
+            parsed = _ip(hop)
+            if parsed is None:  # "unknown", an obfuscated name or garbage: the hop right of it is all we know
+                break
+            address = str(parsed)
+            if not any(parsed in network for network in trusted):
+                break
+    request[CLIENT_ADDRESS_KEY] = address
+    return address
+
+
+def _forwarded_chain(request: web.BaseRequest) -> list[str]:
+    forwarded_for = request.headers.getall(hdrs.X_FORWARDED_FOR, [])
+    if forwarded_for:
+        return [hop.strip() for header in forwarded_for for hop in header.split(",")]
+    return [str(element.get("for", "")) for element in request.forwarded]
+
+
+def _ip(text: str) -> IPAddress | None:
+    """An address from a forwarding header: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]:4711`, `2001:db8::1`."""
+    text = text.strip().strip('"')
+    if text.startswith("["):
+        text = text[1 : text.find("]")] if "]" in text else ""
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        return ipaddress.ip_address(text)
+    except ValueError:
+        return None
+
+
+def _is_trusted(peer: str, trusted: tuple[IPNetwork, ...]) -> bool:
+    parsed = _ip(peer)
+    return parsed is not None and any(parsed in network for network in trusted)
+
+
 class AccessLogger(AbstractAccessLogger):
     """One line per request: client, request line, status, error code (if any), time, request id. A caller's
     mistake is this line and nothing more (no traceback); the text is escaped, so a caller cannot forge lines."""
@@ -92,7 +146,7 @@ class AccessLogger(AbstractAccessLogger):
         code = request.get(ERROR_CODE_KEY, "-")
         self.logger.info(
             '%s "%s %s" %s %s %.1fms %s',
-            request.remote,
+            client_address(request),
             request.method,
             ascii(request.path_qs)[1:-1],
             response.status,

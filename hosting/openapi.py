@@ -9,7 +9,7 @@ from typing import Any, cast
 import voluptuous as vol
 
 from hosting.api.endpoint import Endpoint
-from hosting.api.schemas import RESPONSE_SCHEMAS, email_address, new_password, time_zone
+from hosting.api.schemas import RESPONSE_SCHEMAS, TIME_ZONES, email_address, new_password, time_zone
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -53,9 +53,11 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
     if parameters:
         operation["parameters"] = parameters
     if endpoint.body is not None:
+        body_schema = voluptuous_to_json_schema(endpoint.body)
         operation["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": voluptuous_to_json_schema(endpoint.body)}},
+            # No body at all reads as `{}`: the body is only required when one of its fields is.
+            "required": bool(body_schema["required"]),
+            "content": {"application/json": {"schema": body_schema}},
         }
     elif endpoint.raw_body is not None:
         operation["requestBody"] = {
@@ -112,7 +114,7 @@ def _value_schema(validator: Any) -> dict[str, Any]:
     if validator is new_password:
         return {"type": "string", "minLength": 10, "maxLength": 1024}
     if validator is time_zone:
-        return {"type": "string", "minLength": 1, "maxLength": 64, "examples": ["Europe/Budapest"]}
+        return {"type": "string", "enum": list(TIME_ZONES), "examples": ["Europe/Budapest"]}
     if validator in _TYPES:
         return {"type": _TYPES[validator]}
     if isinstance(validator, vol.All):

@@ -1,4 +1,14 @@
-"""In-process sliding-window rate limits (one service process; limits reset on restart, by design)."""
+"""In-process sliding-window rate limits (one service process; limits reset on restart, by design), and
+the login throttle built from them.
+
+Login limits follow OWASP's Authentication Cheat Sheet ("Protect against automated attacks", "Account
+lockout"): count FAILED attempts, not all of them, and never let a stranger lock a user out. Failures are
+counted per client address (a guesser is stopped at its own address), per (address, account) pair (one
+address cannot keep guessing one password), and per account from addresses that account never logged in
+from (a distributed guess of one account is slowed to a trickle) - while the owner's own addresses keep
+working. That last one is OWASP's "device cookie" idea, keyed on the addresses of the account's
+successful logins because the API has bearer tokens, not cookies.
+"""
 
 from __future__ import annotations
 
@@ -45,6 +55,23 @@ class SlidingWindowLimiter:
         if self._calls % 1024 == 0:
             self._forget_idle(now)
 
+    def blocked(self, key: str) -> float | None:
+        """What `hit` would answer, counting nothing."""
+        hits = self._hits.get(key)
+        if not hits:
+            return None
+        now = self._clock()
+        live = [t for t in hits if t > now - self.window]
+        if len(live) < self.limit:
+            return None
+        return max(live[0] + self.window - now, 0.001)
+
+    def refund(self, key: str) -> None:
+        """Take back the latest hit for `key` (an attempt reserved up front that turned out not to count)."""
+        hits = self._hits.get(key)
+        if hits:
+            hits.pop()
+
     def _forget_idle(self, now: float) -> None:
         # Keeps memory bounded when many distinct IPs or emails pass by.
         for key in [k for k, hits in self._hits.items() if not hits or hits[-1] <= now - self.window]:
@@ -53,3 +80,49 @@ class SlidingWindowLimiter:
 
 def retry_after_header(seconds: float) -> dict[str, str]:
     return {"Retry-After": str(max(1, math.ceil(seconds)))}
+
+
+class LoginThrottle:
+    """Failed password checks, per address, per (address, account), and per account from unknown addresses.
+
+    `reserve` counts an attempt before the password is checked, so concurrent guesses cannot slip past the
+    count; `succeeded` takes it back, so only failures stay counted.
+    """
+
+    def __init__(
+        self,
+        per_address: int,
+        per_pair: int,
+        per_account_unknown: int,
+        window: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.by_address = SlidingWindowLimiter(per_address, window, clock)
+        self.by_pair = SlidingWindowLimiter(per_pair, window, clock)
+        self.by_account = SlidingWindowLimiter(per_account_unknown, window, clock)
+
+    def account_under_attack(self, account: str) -> bool:
+        """True when the account's allowance for unknown addresses is spent: only then does it matter
+        whether this address is one the owner logged in from (a database read, made by the caller)."""
+        return self.by_account.blocked(account) is not None
+
+    def reserve(self, address: str, account: str, known_address: bool) -> tuple[str, float] | None:
+        """Count one attempt: None when it may go ahead, else (the limit that refused it, seconds to wait)."""
+        scopes = [("address", self.by_address, address), ("pair", self.by_pair, f"{address} {account}")]
+        if not known_address:
+            scopes.append(("account", self.by_account, account))
+        taken: list[tuple[SlidingWindowLimiter, str]] = []
+        for scope, limiter, key in scopes:
+            wait = limiter.hit(key)
+            if wait is not None:
+                for earlier, earlier_key in taken:  # a refused attempt counts nowhere
+                    earlier.refund(earlier_key)
+                return scope, wait
+            taken.append((limiter, key))
+        return None
+
+    def succeeded(self, address: str, account: str, known_address: bool) -> None:
+        self.by_address.refund(address)
+        self.by_pair.refund(f"{address} {account}")
+        if not known_address:
+            self.by_account.refund(account)

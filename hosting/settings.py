@@ -9,6 +9,7 @@ permissions. Production sets `MICROPI_DATABASE_URL=postgresql+asyncpg://...`, `M
 from __future__ import annotations
 
 import base64
+import ipaddress
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -18,6 +19,8 @@ from pathlib import Path
 from cryptography.fernet import Fernet
 
 from hosting.runtime.registry import RUNTIME_NAMES
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class SettingsError(ValueError):
@@ -39,11 +42,15 @@ class Settings:
     access_token_ttl: int = 900  # seconds; short-lived by design, the refresh token renews it
     refresh_token_ttl: int = 30 * 24 * 3600
     cors_origins: tuple[str, ...] = ()
+    # Reverse proxies whose X-Forwarded-For / Forwarded headers name the client (addresses or CIDRs). From any
+    # other peer those headers are ignored: the peer itself is the client.
+    trusted_proxies: tuple[IPNetwork, ...] = ()
 
-    # Sliding-window rate limits: at most N attempts per window, per client IP and per account (email).
+    # Sliding-window rate limits over `rate_limit_window` seconds (hosting.ratelimit says why these three).
     rate_limit_window: float = 60.0
-    login_limit_per_ip: int = 30
-    login_limit_per_account: int = 10
+    login_limit_per_ip: int = 30  # failed logins per client address
+    login_limit_per_account: int = 10  # failed logins per (client address, account)
+    login_limit_per_account_unknown: int = 20  # failed logins per account from addresses it never logged in from
     signup_limit_per_ip: int = 10
     signup_limit_per_account: int = 5
 
@@ -145,9 +152,11 @@ class Settings:
             cors_origins=tuple(
                 o.strip().rstrip("/") for o in env.get("MICROPI_CORS_ORIGINS", "").split(",") if o.strip()
             ),
+            trusted_proxies=_networks("MICROPI_TRUSTED_PROXIES", env.get("MICROPI_TRUSTED_PROXIES", "")),
             rate_limit_window=number("MICROPI_RATE_LIMIT_WINDOW", 60.0, float),
             login_limit_per_ip=number("MICROPI_LOGIN_LIMIT_PER_IP", 30, int),
             login_limit_per_account=number("MICROPI_LOGIN_LIMIT_PER_ACCOUNT", 10, int),
+            login_limit_per_account_unknown=number("MICROPI_LOGIN_LIMIT_PER_ACCOUNT_UNKNOWN", 20, int),
             signup_limit_per_ip=number("MICROPI_SIGNUP_LIMIT_PER_IP", 10, int),
             signup_limit_per_account=number("MICROPI_SIGNUP_LIMIT_PER_ACCOUNT", 5, int),
             argon2_time_cost=max(1, number("MICROPI_ARGON2_TIME_COST", 3, int)),
@@ -176,6 +185,18 @@ class Settings:
             conversation_agent=text("MICROPI_CONVERSATION_AGENT", "conversation.micropi"),
             tts_voices=_voices(text("MICROPI_TTS_VOICES", "hu=hu_HU-anna-medium,en=en_US-joe-medium")),
         )
+
+
+def _networks(name: str, raw: str) -> tuple[IPNetwork, ...]:
+    networks = []
+    for part in raw.replace(",", " ").split():
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError:
+            raise SettingsError(
+                f"{name}: {part!r} is not an IP address or CIDR; use e.g. 127.0.0.1,::1,10.0.0.0/8"
+            ) from None
+    return tuple(networks)
 
 
 def _port_range(raw: str) -> tuple[int, int]:

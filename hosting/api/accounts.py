@@ -3,6 +3,8 @@ account deletion. The handlers validate, rate-limit and answer; `hosting.account
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from aiohttp import web
 
 from hosting.accounts import Accounts, EmailTaken
@@ -12,7 +14,7 @@ from hosting.api.instance_access import instance_errors
 from hosting.api.views import instance_view, user_view
 from hosting.errors import ApiError
 from hosting.instances import INSTANCE_MANAGER_KEY
-from hosting.keys import LIMITERS_KEY
+from hosting.keys import LIMITERS_KEY, LOGIN_THROTTLE_KEY
 from hosting.metrics import RATE_LIMITED
 from hosting.ports import PortPoolExhausted
 from hosting.ratelimit import retry_after_header
@@ -22,6 +24,30 @@ def accounts(call: Call) -> Accounts:
     return Accounts(call.sessions, call.settings, call.app.get(INSTANCE_MANAGER_KEY))
 
 
+# A successful login from an address within this long makes it one of the account's own addresses.
+KNOWN_ADDRESS_AGE = timedelta(days=30)
+
+
+def _too_many(action: str, wait: float) -> ApiError:
+    message = f"too many {action} attempts; wait {int(wait) + 1} s and try again"
+    return ApiError(429, "rate_limited", message, retry_after_header(wait))
+
+
+async def reserve_login_attempt(call: Call, email: str) -> bool:
+    """Count one password check for `email` from the caller's address (hosting.ratelimit.LoginThrottle);
+    429 when a limit is spent. Returns whether the address is one the account logged in from lately."""
+    throttle = call.app[LOGIN_THROTTLE_KEY]
+    known = throttle.account_under_attack(email) and await accounts(call).logged_in_from(
+        email, call.ip, KNOWN_ADDRESS_AGE
+    )
+    refused = throttle.reserve(call.ip, email, known)
+    if refused is not None:
+        scope, wait = refused
+        RATE_LIMITED.labels(f"login_{scope}").inc()
+        raise _too_many("login", wait)
+    return known
+
+
 def check_rate_limit(call: Call, action: str, account: str) -> None:
     """Count one `action` attempt for the caller's IP and for the account; 429 when either is over."""
     limiters = call.app[LIMITERS_KEY]
@@ -29,12 +55,7 @@ def check_rate_limit(call: Call, action: str, account: str) -> None:
         wait = limiters[f"{action}_{scope}"].hit(key)
         if wait is not None:
             RATE_LIMITED.labels(f"{action}_{scope}").inc()
-            raise ApiError(
-                429,
-                "rate_limited",
-                f"too many {action} attempts; wait {int(wait) + 1} s and try again",
-                retry_after_header(wait),
-            )
+            raise _too_many(action, wait)
 
 
 async def signup(call: Call) -> web.Response:
@@ -60,7 +81,7 @@ async def signup(call: Call) -> web.Response:
 
 async def login(call: Call) -> web.Response:
     email, password = call.body["email"], call.body["password"]
-    check_rate_limit(call, "login", email)
+    known_address = await reserve_login_attempt(call, email)
     service = accounts(call)
     user = await service.find_active(email)
     # Hashing happens outside any transaction: no database connection waits on argon2.
@@ -68,6 +89,7 @@ async def login(call: Call) -> web.Response:
     if user is None or not verified:
         await service.record("login_failed", user.id if user else None, email, call.ip)
         raise ApiError(401, "invalid_credentials", "wrong email or password")
+    call.app[LOGIN_THROTTLE_KEY].succeeded(call.ip, email, known_address)
     # The configured cost went up since this hash was made: store one at the current cost.
     new_hash = await call.passwords.hash(password) if call.passwords.needs_rehash(user.password_hash) else None
     tokens = await service.log_in(user, call.ip, new_hash)
@@ -95,8 +117,13 @@ async def get_me(call: Call) -> web.Response:
 async def _confirm_password(call: Call, password: str) -> None:
     """Re-entry of the password for sensitive changes; limited like logins (a stolen access token must not
     become a way to guess the password)."""
-    check_rate_limit(call, "login", call.me.email)
-    if not await call.passwords.verify(call.me.password_hash, password):
+    throttle = call.app[LOGIN_THROTTLE_KEY]
+    refused = throttle.reserve(call.ip, call.me.email, known_address=True)
+    if refused is not None:
+        raise _too_many("password", refused[1])
+    if await call.passwords.verify(call.me.password_hash, password):
+        throttle.succeeded(call.ip, call.me.email, known_address=True)
+    else:
         await accounts(call).record("password_confirmation_failed", call.me.id, call.me.email, call.ip)
         raise ApiError(403, "wrong_password", "the password is wrong; nothing was changed")
 

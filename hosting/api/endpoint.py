@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hosting.db.models import OPERATOR_ROLE, User
 from hosting.errors import ApiError
 from hosting.keys import CALLERS_KEY, PASSWORDS_KEY, SESSIONS_KEY, SETTINGS_KEY
+from hosting.middleware import client_address
 from hosting.security import Passwords, TokenError, decode_access_token
 from hosting.settings import Settings
 
@@ -70,7 +71,8 @@ class Call:
 
     @property
     def ip(self) -> str:
-        return self.request.remote or ""
+        """The client's address (behind a trusted proxy: the one it forwarded), the key of rate limits."""
+        return client_address(self.request)
 
 
 Handler = Callable[[Call], Awaitable[web.StreamResponse]]
@@ -119,6 +121,13 @@ async def authenticate(request: web.Request) -> User:
             "log in and send `Authorization: Bearer <access token>`",
             {"WWW-Authenticate": "Bearer"},
         )
+    if not token.isascii():  # headers arrive as bytes; a token is always ASCII
+        raise ApiError(
+            401,
+            "invalid_token",
+            "the Authorization header has non-ASCII bytes; send `Authorization: Bearer <access token>`",
+            {"WWW-Authenticate": 'Bearer error="invalid_token"'},
+        )
     try:
         claims = decode_access_token(request.app[SETTINGS_KEY].jwt_secret, token.strip())
     except TokenError as err:
@@ -134,13 +143,66 @@ async def _validated_body(request: web.Request, schema: vol.Schema) -> dict[str,
         return _validate(schema, {}, "field")
     if request.content_type != "application/json":
         raise ApiError(400, "bad_request", "send the request body as JSON with `Content-Type: application/json`")
+    data = parse_json_object(await request.read())
+    return _validate(schema, data, "field")
+
+
+MAX_JSON_DEPTH = 32  # our bodies are flat objects; this bounds the work a hostile body can cause
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    """A request body as a JSON object, or a 400 that says what is wrong with it: not JSON, nested deeper
+    than `MAX_JSON_DEPTH`, NaN/Infinity (not JSON, though Python reads them), lone UTF-16 surrogates
+    (`"\\ud800"`: valid JSON syntax, but no text - it cannot be stored, hashed or sent on)."""
+    problem: str | None
     try:
-        data = json.loads(await request.read())
+        data = json.loads(raw, parse_constant=_refuse_constant)
+    except RecursionError:
+        data, problem = None, _TOO_DEEP
     except ValueError:
         raise ApiError(400, "bad_request", "the request body is not valid JSON") from None
+    else:
+        problem = _json_problem(data)
+    if problem is not None:
+        raise ApiError(400, "bad_request", problem)
     if not isinstance(data, dict):
         raise ApiError(400, "bad_request", "the request body must be a JSON object")
-    return _validate(schema, data, "field")
+    return data
+
+
+_TOO_DEEP = f"the request body is nested deeper than {MAX_JSON_DEPTH} levels; send a flat JSON object"
+_NOT_TEXT = (
+    "a string in the request body has a lone UTF-16 surrogate (\\ud800-\\udfff), which is no text; send valid Unicode"
+)
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ApiError(400, "bad_request", f"{name} is not a JSON number; send a finite number")
+
+
+def _json_problem(data: Any) -> str | None:
+    """What makes parsed JSON unusable: a container deeper than MAX_JSON_DEPTH, or a string (keys too)
+    that is not encodable as UTF-8."""
+    stack = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            if not value.isascii() and not _is_utf8_text(value):
+                return _NOT_TEXT
+        elif isinstance(value, dict | list):
+            if depth > MAX_JSON_DEPTH:
+                return _TOO_DEEP
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+    return None
+
+
+def _is_utf8_text(value: str) -> bool:
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _validate(schema: vol.Schema, data: dict[str, Any], what: str) -> dict[str, Any]:

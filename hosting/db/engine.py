@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ def create_engine(url: str) -> AsyncEngine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            _private_file(Path(parsed.database))
         # A generous busy timeout: concurrent sign-ups queue for SQLite's single writer instead of failing.
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -26,6 +27,16 @@ def create_engine(url: str) -> AsyncEngine:
     # No pre-ping: it is a round trip on every checkout. A connection the server dropped fails its request with
     # 503 "try again" (hosting.errors) and makes the pool discard every connection older than it.
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
+
+
+def _private_file(path: Path) -> None:
+    """The SQLite file readable by the service's user only (0600): it holds password hashes and encrypted
+    secrets. SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # an existing file is left as it is...
+    for existing in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if existing.exists():
+            existing.chmod(0o600)  # ...but for its mode (files made before this rule)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
