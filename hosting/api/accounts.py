@@ -173,7 +173,11 @@ ENDPOINTS = [
         responses={
             **_TOKENS,
             401: Reply("wrong email or password", "Error"),
-            429: Reply("too many attempts", "Error"),
+            429: Reply(
+                "too many failed logins from this address, for this account from it, or for this account "
+                "from addresses it never logged in from",
+                "Error",
+            ),
         },
     ),
     Endpoint(
@@ -203,7 +207,11 @@ ENDPOINTS = [
         "Change the password; every other session is logged out",
         "me",
         body=schemas.CHANGE_PASSWORD,
-        responses={**_TOKENS, 403: Reply("the current password is wrong", "Error")},
+        responses={
+            **_TOKENS,
+            403: Reply("the current password is wrong", "Error"),
+            429: Reply("too many wrong passwords from this address", "Error"),
+        },
     ),
     Endpoint(
         "DELETE",
@@ -212,6 +220,10 @@ ENDPOINTS = [
         "Delete the account, its Home Assistant and that HA's data (confirm with the password)",
         "me",
         body=schemas.DELETE_ACCOUNT,
-        responses={204: Reply("deleted"), 403: Reply("the password is wrong", "Error")},
+        responses={
+            204: Reply("deleted"),
+            403: Reply("the password is wrong", "Error"),
+            429: Reply("too many wrong passwords from this address", "Error"),
+        },
     ),
 ]
