@@ -9,7 +9,7 @@ from typing import Any, cast
 import voluptuous as vol
 
 from hosting.api.endpoint import Endpoint
-from hosting.api.schemas import RESPONSE_SCHEMAS, TIME_ZONES, email_address, new_password, time_zone
+from hosting.api.schemas import RESPONSE_SCHEMAS, TIME_ZONES, email_address, new_password, no_nul, time_zone
 
 _PATH_PARAM = re.compile(r"{(\w+)}")
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
@@ -115,6 +115,8 @@ def _value_schema(validator: Any) -> dict[str, Any]:
         return {"type": "string", "minLength": 10, "maxLength": 1024}
     if validator is time_zone:
         return {"type": "string", "enum": list(TIME_ZONES), "examples": ["Europe/Budapest"]}
+    if validator is no_nul:
+        return {"pattern": "^[^\\u0000]*$"}
     if validator in _TYPES:
         return {"type": _TYPES[validator]}
     if isinstance(validator, vol.All):

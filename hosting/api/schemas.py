@@ -49,6 +49,18 @@ def time_zone(value: Any) -> str:
     return value
 
 
+def no_nul(value: str) -> str:
+    """Text that is stored: PostgreSQL keeps no NUL character in text (SQLite would, but must not differ)."""
+    if "\x00" in value:
+        raise vol.Invalid("a NUL character (\\u0000) is not allowed here")
+    return value
+
+
+def stored_text(max_length: int) -> vol.All:
+    """A non-empty string of at most `max_length` characters that the service stores."""
+    return vol.All(str, no_nul, vol.Length(min=1, max=max_length))
+
+
 # A password being checked (not set): any non-empty string of bounded length.
 PASSWORD = vol.All(str, vol.Length(min=1, max=MAX_PASSWORD_LENGTH))
 OPAQUE_TOKEN = vol.All(str, vol.Length(min=1, max=512))
@@ -69,9 +81,7 @@ LOGOUT = vol.Schema(
 )
 CHANGE_PASSWORD = vol.Schema({vol.Required("current_password"): PASSWORD, vol.Required("new_password"): new_password})
 DELETE_ACCOUNT = vol.Schema({vol.Required("password", description="your password again, to confirm"): PASSWORD})
-UPGRADE = vol.Schema(
-    {vol.Optional("image", description="image to run; default: the configured one"): vol.All(str, vol.Length(1, 255))}
-)
+UPGRADE = vol.Schema({vol.Optional("image", description="image to run; default: the configured one"): stored_text(255)})
 MAX_OFFSET = 2**63 - 1
 PAGE = vol.Schema(
     {
