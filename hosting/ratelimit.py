@@ -55,17 +55,6 @@ class SlidingWindowLimiter:
         if self._calls % 1024 == 0:
             self._forget_idle(now)
 
-    def blocked(self, key: str) -> float | None:
-        """What `hit` would answer, counting nothing."""
-        hits = self._hits.get(key)
-        if not hits:
-            return None
-        now = self._clock()
-        live = [t for t in hits if t > now - self.window]
-        if len(live) < self.limit:
-            return None
-        return max(live[0] + self.window - now, 0.001)
-
     def refund(self, key: str) -> None:
         """Take back the latest hit for `key` (an attempt reserved up front that turned out not to count)."""
         hits = self._hits.get(key)
