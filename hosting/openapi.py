@@ -9,16 +9,32 @@ from typing import Any, cast
 import voluptuous as vol
 
 from hosting.api.endpoint import Endpoint
-from hosting.api.schemas import RESPONSE_SCHEMAS, TIME_ZONES, email_address, new_password, no_nul, time_zone
+from hosting.api.schemas import (
+    RESPONSE_SCHEMAS,
+    TIME_ZONES,
+    NumberBetween,
+    email_address,
+    new_password,
+    no_nul,
+    time_zone,
+)
 
-_PATH_PARAM = re.compile(r"{(\w+)}")
+# `{name}` or aiohttp's `{name:regex}` (the regex may hold `{m,n}` counts).
+_PATH_PARAM = re.compile(r"{(\w+)(?::((?:[^{}]|{[^{}]*})*))?}")
+
+
+def document_path(path: str) -> str:
+    """The route's path as OpenAPI (and aiohttp's `canonical`) write it: `{name}`, without the regex."""
+    return _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+
+
 _ERROR = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
 
 
 def build_document(endpoints: Iterable[Endpoint], version: str) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
-        paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = _operation(endpoint)
+        paths.setdefault(document_path(endpoint.path), {})[endpoint.method.lower()] = _operation(endpoint)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -43,8 +59,13 @@ def _operation(endpoint: Endpoint) -> dict[str, Any]:
         "responses": {},
     }
     parameters = [
-        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
-        for name in _PATH_PARAM.findall(endpoint.path)
+        {
+            "name": name,
+            "in": "path",
+            "required": True,
+            "schema": {"type": "string", **({"pattern": f"^{regex}$"} if regex else {})},
+        }
+        for name, regex in _PATH_PARAM.findall(endpoint.path)
     ]
     if endpoint.query is not None:
         schema = voluptuous_to_json_schema(endpoint.query)
@@ -115,6 +136,8 @@ def _value_schema(validator: Any) -> dict[str, Any]:
         return {"type": "string", "minLength": 10, "maxLength": 1024}
     if validator is time_zone:
         return {"type": "string", "enum": list(TIME_ZONES), "examples": ["Europe/Budapest"]}
+    if isinstance(validator, NumberBetween):
+        return {"type": "number", "minimum": validator.minimum, "maximum": validator.maximum}
     if validator is no_nul:
         return {"pattern": "^[^\\u0000]*$"}
     if validator in _TYPES:

@@ -85,6 +85,10 @@ class Settings:
     device_silent_after: float = 120.0  # a device without a heartbeat for this long is flagged
     device_monitor_interval: float = 30.0
     pairing_code_ttl: float = 600.0
+    # Per account: open pairing codes at once, and paired devices. Relay ports are a shared pool; no
+    # household may empty it (a household has a few satellites, not hundreds).
+    max_open_pairing_codes: int = 5
+    max_devices_per_account: int = 10
     stt_uri: str = ""  # tcp://host:port of the central Wyoming faster-whisper; empty: no STT in the pipeline
     tts_uri: str = ""  # tcp://host:port of the central Wyoming piper
     conversation_agent: str = "conversation.micropi"
@@ -179,6 +183,8 @@ class Settings:
             relay_bind_host=relay_bind_host,
             relay_ha_host=text("MICROPI_RELAY_HA_HOST", relay_bind_host),
             relay_ports=_relay_ports(text("MICROPI_RELAY_PORT_RANGE", "10700-10999")),
+            max_open_pairing_codes=number("MICROPI_MAX_OPEN_PAIRING_CODES", 5, int),
+            max_devices_per_account=number("MICROPI_MAX_DEVICES_PER_ACCOUNT", 10, int),
             device_silent_after=_seconds(text("MICROPI_DEVICE_SILENT_AFTER", "120"), "MICROPI_DEVICE_SILENT_AFTER"),
             stt_uri=text("MICROPI_STT_URI", ""),
             tts_uri=text("MICROPI_TTS_URI", ""),

@@ -8,11 +8,12 @@ from aiohttp import web
 from sqlalchemy import select
 
 from hosting.api.endpoint import Call, Endpoint, Reply
+from hosting.api.schemas import no_nul, number_between, stored_text
 from hosting.db.models import Device
 from hosting.devices import DEVICES_KEY, DeviceService
 from hosting.errors import ApiError
 
-_NAME = vol.All(str, vol.Length(min=1, max=128))
+_NAME = stored_text(128)
 PAIRING_CODE_REQUEST = vol.Schema(
     {vol.Optional("name", default="Raspberry Pi", description="the device's name"): _NAME}
 )
@@ -25,13 +26,16 @@ PAIR_REQUEST = vol.Schema(
     }
 )
 RENAME_REQUEST = vol.Schema({vol.Required("name"): _NAME})
+# Telemetry is shown to the owner and exported to Prometheus: finite numbers in ranges a Pi can report.
 HEARTBEAT_REQUEST = vol.Schema(
     {
-        vol.Optional("version", default="", description="the edge agent's version"): vol.All(str, vol.Length(max=64)),
-        vol.Optional("uptime", description="seconds since the agent started"): vol.Coerce(float),
-        vol.Optional("cpu_temperature", description="degrees Celsius"): vol.Coerce(float),
-        vol.Optional("load", description="1-minute load average"): vol.Coerce(float),
-        vol.Optional("relay_rtt", description="relay round trip in seconds"): vol.Coerce(float),
+        vol.Optional("version", default="", description="the edge agent's version"): vol.All(
+            str, no_nul, vol.Length(max=64)
+        ),
+        vol.Optional("uptime", description="seconds since the agent started"): number_between(0, 10 * 365 * 86400),
+        vol.Optional("cpu_temperature", description="degrees Celsius"): number_between(-60, 150),
+        vol.Optional("load", description="1-minute load average"): number_between(0, 1000),
+        vol.Optional("relay_rtt", description="relay round trip in seconds"): number_between(0, 600),
     }
 )
 
@@ -51,7 +55,7 @@ def _name(call: Call, default: str | None = None) -> str | None:
 
 
 async def create_pairing_code(call: Call) -> web.Response:
-    code, ttl = _service(call).create_pairing_code(call.me.id, _name(call) or "Raspberry Pi")
+    code, ttl = await _service(call).create_pairing_code(call.me.id, _name(call) or "Raspberry Pi")
     return web.json_response({"code": code, "expires_in": int(ttl)}, status=201)
 
 
@@ -98,6 +102,9 @@ async def device_relay(call: Call) -> web.StreamResponse:
     return await _service(call).relay_connection(call.request)
 
 
+# Device ids are UUIDs: the pattern keeps `/api/devices/heartbeat` and the like out of this route (one
+# path, one resource: aiohttp would otherwise also offer PATCH/DELETE in their Allow headers).
+DEVICE_PATH = "/api/devices/{device_id:[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}}"
 _DEVICE = {200: Reply("the device"), 404: Reply("not one of the caller's devices", "Error")}
 _DEVICE_AUTH = {401: Reply("the device token is missing, wrong or revoked", "Error")}
 
@@ -109,7 +116,11 @@ ENDPOINTS = [
         "A short single-use code (10 minutes) to pair a Raspberry Pi with `micropi-edge pair CODE`",
         "devices",
         body=PAIRING_CODE_REQUEST,
-        responses={201: Reply("the code and its lifetime in seconds")},
+        responses={
+            201: Reply("the code and its lifetime in seconds"),
+            409: Reply("the account has as many devices as it may have", "Error"),
+            429: Reply("the account has as many open codes as it may have", "Error"),
+        },
     ),
     Endpoint(
         "POST",
@@ -121,8 +132,10 @@ ENDPOINTS = [
         body=PAIR_REQUEST,
         responses={
             201: Reply("the new device and its token"),
-            400: Reply("the code is wrong or expired", "Error"),
-            429: Reply("too many attempts", "Error"),
+            404: Reply("the code is wrong or expired", "Error"),
+            409: Reply("the account has as many devices as it may have", "Error"),
+            429: Reply("too many wrong codes from this address", "Error"),
+            503: Reply("no relay port is free (the code stays valid)", "Error"),
         },
     ),
     Endpoint(
@@ -135,7 +148,7 @@ ENDPOINTS = [
     ),
     Endpoint(
         "PATCH",
-        "/api/devices/{device_id}",
+        DEVICE_PATH,
         rename_device,
         "Rename a device",
         "devices",
@@ -144,7 +157,7 @@ ENDPOINTS = [
     ),
     Endpoint(
         "DELETE",
-        "/api/devices/{device_id}",
+        DEVICE_PATH,
         revoke_device,
         "Revoke a device: its token stops working and its relay connections are cut at once",
         "devices",

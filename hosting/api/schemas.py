@@ -61,6 +61,25 @@ def stored_text(max_length: int) -> vol.All:
     return vol.All(str, no_nul, vol.Length(min=1, max=max_length))
 
 
+class NumberBetween:
+    """A JSON number (not a numeric string, not a boolean), finite, within [minimum, maximum]."""
+
+    def __init__(self, minimum: float, maximum: float) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def __call__(self, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise vol.Invalid("expected a number")
+        if not self.minimum <= value <= self.maximum:  # NaN fails this too (the JSON parser refuses it anyway)
+            raise vol.Invalid(f"expected a number from {self.minimum} to {self.maximum}")
+        return float(value)
+
+
+def number_between(minimum: float, maximum: float) -> NumberBetween:
+    return NumberBetween(minimum, maximum)
+
+
 # A password being checked (not set): any non-empty string of bounded length.
 PASSWORD = vol.All(str, vol.Length(min=1, max=MAX_PASSWORD_LENGTH))
 OPAQUE_TOKEN = vol.All(str, vol.Length(min=1, max=512))

@@ -1,5 +1,5 @@
 """Pairing codes: short, single-use, in memory for `Settings.pairing_code_ttl` seconds; wrong guesses are
-limited per client IP."""
+limited per client IP, and an account has at most `Settings.max_open_pairing_codes` open at once."""
 
 from __future__ import annotations
 
@@ -27,8 +27,9 @@ class PendingCode:
 
 
 class PairingCodes:
-    def __init__(self, ttl: float) -> None:
+    def __init__(self, ttl: float, max_open_per_user: int) -> None:
         self.ttl = ttl
+        self.max_open_per_user = max_open_per_user
         self._codes: dict[str, PendingCode] = {}  # by the code's hash
         # Failed attempts per client IP; over the limit, every attempt is refused.
         self._failures = SlidingWindowLimiter(_FAILURE_LIMIT, _FAILURE_WINDOW)
@@ -38,6 +39,16 @@ class PairingCodes:
         now = time.monotonic()
         for key in [k for k, c in self._codes.items() if c.expires_at <= now]:
             del self._codes[key]
+        open_codes = sorted(c.expires_at for c in self._codes.values() if c.user_id == user_id)
+        if len(open_codes) >= self.max_open_per_user:
+            wait = open_codes[0] - now
+            raise ApiError(
+                429,
+                "too_many_pairing_codes",
+                f"{len(open_codes)} pairing codes are open; pair a device with one, or wait {int(wait) + 1} s "
+                "until the oldest expires",
+                retry_after_header(wait),
+            )
         code = "".join(secrets.choice(_CODE_ALPHABET) for _ in range(_CODE_LENGTH))
         self._codes[hash_token(code)] = PendingCode(user_id, name, now + self.ttl)
         return f"{code[:4]}-{code[4:]}", self.ttl
@@ -53,8 +64,13 @@ class PairingCodes:
         if pending is None or pending.expires_at <= time.monotonic():
             self._failures.record(ip)
             raise ApiError(
-                400,
+                404,
                 "invalid_pairing_code",
                 "the pairing code is wrong or has expired; ask for a new one in your account",
             )
         return pending
+
+    def give_back(self, code: str, pending: PendingCode) -> None:
+        """A redeemed code whose pairing failed through no fault of the code (e.g. no relay port): usable again."""
+        normalized = "".join(ch for ch in code.upper() if ch.isalnum())
+        self._codes[hash_token(normalized)] = pending

@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -66,7 +66,7 @@ class DeviceService:
         self.settings = settings
         self.runtime = runtime  # where tenant-facing endpoints go (ON_TENANT_NETWORK)
         self.relay = DeviceRelay()
-        self.codes = PairingCodes(settings.pairing_code_ttl)
+        self.codes = PairingCodes(settings.pairing_code_ttl, settings.max_open_pairing_codes)
         self.heartbeats: dict[str, Heartbeat] = {}
         self.flagged_silent: set[str] = set()
         self._provisioning: dict[str, asyncio.Task[None]] = {}
@@ -111,18 +111,39 @@ class DeviceService:
 
     # --- pairing ---------------------------------------------------------------------------------
 
-    def create_pairing_code(self, user_id: str, name: str) -> tuple[str, float]:
+    async def create_pairing_code(self, user_id: str, name: str) -> tuple[str, float]:
+        async with self.sessions() as session:
+            await self._check_device_cap(session, user_id)
         return self.codes.create(user_id, name)
+
+    async def _check_device_cap(self, session: AsyncSession, user_id: str) -> None:
+        count = await session.scalar(
+            select(func.count()).select_from(Device).where(Device.user_id == user_id, Device.revoked_at.is_(None))
+        )
+        if (count or 0) >= self.settings.max_devices_per_account:
+            raise ApiError(
+                409,
+                "too_many_devices",
+                f"this account has {count} devices, the most it may have; revoke one before pairing another",
+            )
 
     async def pair(self, code: str, name: str | None, ip: str) -> tuple[Device, str]:
         """Exchanges a pairing code for a new device and its token (returned once, never stored)."""
         pending = self.codes.redeem(code, ip)
         token = DEVICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
         async with self.sessions() as session, session.begin():
+            await self._check_device_cap(session, pending.user_id)
             device = Device(user_id=pending.user_id, name=(name or pending.name)[:128], token_hash=hash_token(token))
             session.add(device)
             audit.record(session, "device_paired", actor_user_id=pending.user_id, target=device.name, ip=ip)
-        await self._allocate_endpoint(device)
+        try:
+            await self._allocate_endpoint(device)
+        except ApiError:
+            # No endpoint, no device: leave no phantom row behind, and the owner's code works again later.
+            async with self.sessions() as session, session.begin():
+                await session.execute(delete(Device).where(Device.id == device.id))
+            self.codes.give_back(code, pending)
+            raise
         return device, token
 
     async def _allocate_endpoint(self, device: Device) -> None:
@@ -176,7 +197,7 @@ class DeviceService:
 
     async def authenticate_device(self, request: web.Request) -> Device:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not token.startswith(DEVICE_TOKEN_PREFIX):
+        if scheme.lower() != "bearer" or not token.startswith(DEVICE_TOKEN_PREFIX) or not token.isascii():
             raise ApiError(401, "unauthorized", "send `Authorization: Bearer <device token>` (from pairing)")
         token_hash = hash_token(token.strip())
         async with self.sessions() as session:
@@ -198,6 +219,7 @@ class DeviceService:
         async with self.sessions() as session, session.begin():
             device = await self.owned_device(session, user_id, device_id)
             device.revoked_at = datetime.now(UTC)
+            device.relay_port = None  # back to the pool: a revoked device never connects again
             audit.record(session, "device_revoked", actor_user_id=user_id, target=device.id, ip=ip)
         if (task := self._provisioning.pop(device_id, None)) is not None:
             task.cancel()
