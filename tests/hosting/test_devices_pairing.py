@@ -61,13 +61,13 @@ async def test_token_file_readable_by_others_is_refused(tmp_path: Path) -> None:
 async def test_wrong_and_expired_codes(hosting: Hosting) -> None:
     owner = await hosting.sign_up()
     response = await hosting.client.post("/api/devices/pair", json={"code": "AAAA-BBBB"})
-    assert response.status == 400
+    assert response.status == 404
     assert (await response.json())["error"]["code"] == "invalid_pairing_code"
 
     code = await hosting.pairing_code(owner)
     await asyncio.sleep(0.3)
     response = await hosting.client.post("/api/devices/pair", json={"code": code})
-    assert response.status == 400
+    assert response.status == 404
 
     # Pairing codes need the owner's login.
     response = await hosting.client.post("/api/devices/pairing-codes", json={})
