@@ -32,7 +32,7 @@ from hosting.keys import (
     SETTINGS_KEY,
     STARTED_AT_KEY,
 )
-from hosting.middleware import request_middleware
+from hosting.middleware import quiet_protocol_errors, request_middleware
 from hosting.ratelimit import LoginThrottle, SlidingWindowLimiter
 from hosting.routes import add_routes
 from hosting.runtime.registry import create_runtime
@@ -42,6 +42,7 @@ from hosting.settings import Settings
 
 def create_app(settings: Settings) -> web.Application:
     app = web.Application(middlewares=[request_middleware])
+    quiet_protocol_errors()
     app[SETTINGS_KEY] = settings
     app[STARTED_AT_KEY] = time.monotonic()
     # The engine connects lazily; creating it here lets every part take the session factory at set-up.

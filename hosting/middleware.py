@@ -17,6 +17,7 @@ import time
 
 from aiohttp import hdrs, web
 from aiohttp.abc import AbstractAccessLogger
+from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.typedefs import Handler
 
 from hosting import metrics
@@ -47,6 +48,7 @@ async def request_middleware(request: web.Request, handler: Handler) -> web.Stre
     incoming = request.headers.get(REQUEST_ID_HEADER)
     request_id = incoming if incoming is not None and _SAFE_REQUEST_ID.match(incoming) else new_request_id()
     request[REQUEST_ID_KEY] = request_id
+    client_address(request)  # resolved while the app is known, for the handlers and the access log
     origin = request.headers.get(hdrs.ORIGIN)
     allowed = origin is not None and origin.rstrip("/") in request.app[SETTINGS_KEY].cors_origins
     try:
@@ -146,7 +148,7 @@ class AccessLogger(AbstractAccessLogger):
         code = request.get(ERROR_CODE_KEY, "-")
         self.logger.info(
             '%s "%s %s" %s %s %.1fms %s',
-            client_address(request),
+            request.get(CLIENT_ADDRESS_KEY, request.remote),  # not set: aiohttp refused the request itself
             request.method,
             ascii(request.path_qs)[1:-1],
             response.status,
@@ -158,3 +160,23 @@ class AccessLogger(AbstractAccessLogger):
     @property
     def enabled(self) -> bool:
         return self.logger.isEnabledFor(logging.INFO)
+
+
+class ProtocolErrorsInOneLine(logging.Filter):
+    """aiohttp logs each malformed HTTP request (a NUL in a header, a broken request line) at ERROR with a
+    traceback: anyone could flood the log with them. A caller's mistake is one INFO line, like any other 4xx."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        if isinstance(error, HttpProcessingError):
+            detail = " ".join(str(error).split())
+            record.msg, record.args = "%s: %s", (record.getMessage(), detail)
+            record.exc_info, record.exc_text = None, None
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+def quiet_protocol_errors() -> None:
+    logger = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ProtocolErrorsInOneLine) for f in logger.filters):
+        logger.addFilter(ProtocolErrorsInOneLine())

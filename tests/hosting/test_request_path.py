@@ -76,6 +76,21 @@ async def test_non_utf8_authorization_is_a_401(client: Client, caplog: pytest.Lo
     no_traceback(caplog)
 
 
+async def test_malformed_http_is_one_log_line(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    """aiohttp refuses a NUL in a header before any handler runs; its log says so in one line."""
+    assert client.server.host is not None and client.server.port is not None
+    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
+    writer.write(b"GET /api/me HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    answer = await reader.read()
+    writer.close()
+    assert b" 400 " in answer.split(b"\r\n")[0], answer  # aiohttp's own answer: the app never saw it
+    (line,) = [r for r in caplog.records if r.name == "aiohttp.server"]
+    assert line.levelno == logging.INFO and line.exc_info is None
+    assert "Invalid header value" in line.getMessage() and "\n" not in line.getMessage()
+    no_traceback(caplog)
+
+
 async def test_offsets_beyond_64_bits_are_422s(client: Client, caplog: pytest.LogCaptureFixture) -> None:
     operator = await make_operator(client, "op@example.com")
     for offset in (str(2**63), "9" * 40):
