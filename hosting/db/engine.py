@@ -24,9 +24,11 @@ def create_engine(url: str) -> AsyncEngine:
         engine = create_async_engine(url, connect_args={"timeout": 30})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    # No pre-ping: it is a round trip on every checkout. A connection the server dropped fails its request with
-    # 503 "try again" (hosting.errors) and makes the pool discard every connection older than it.
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_recycle=1800)
+    # A fixed pool: under load, a request waits for a free connection rather than opening one (the profile of
+    # bench.hosting_load showed overflow connections opened and closed all the time, each a TCP and TLS
+    # negotiation). No pre-ping: it is a round trip on every checkout; a connection the server dropped fails
+    # its request with 503 "try again" (hosting.errors) and makes the pool discard every older connection.
+    return create_async_engine(url, pool_size=20, max_overflow=0, pool_recycle=1800)
 
 
 def _private_file(path: Path) -> None:
