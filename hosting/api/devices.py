@@ -4,7 +4,7 @@ What they do is in `hosting.devices` (`app[DEVICES_KEY]`)."""
 from __future__ import annotations
 
 import voluptuous as vol
-from aiohttp import hdrs, web
+from aiohttp import web
 from sqlalchemy import select
 
 from hosting.api.endpoint import Call, Endpoint, Reply
@@ -99,10 +99,6 @@ async def device_heartbeat(call: Call) -> web.Response:
 
 
 async def device_relay(call: Call) -> web.StreamResponse:
-    if call.request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
-        raise ApiError(
-            400, "websocket_required", "this is the device relay's WebSocket; connect with a WebSocket client"
-        )
     return await _service(call).relay_connection(call.request)
 
 

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
-from aiohttp import web
+from aiohttp import hdrs, web
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -349,6 +349,10 @@ class DeviceService:
 
     async def relay_connection(self, request: web.Request) -> web.WebSocketResponse:
         device = await self.authenticate_device(request)
+        if request.headers.get(hdrs.UPGRADE, "").lower() != "websocket":
+            raise ApiError(
+                400, "websocket_required", "this is the device relay's WebSocket; connect with a WebSocket client"
+            )
         if self.relay.port_of(device.id) is None:
             # Its endpoint could not be reopened at start (e.g. the owner's HA network was missing): now.
             if device.relay_port is not None:
