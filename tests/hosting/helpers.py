@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 from sqlalchemy import update
 
@@ -53,6 +55,21 @@ async def settled_instance(client: TestClient[Any, Any], access_token: str) -> d
             return body
         assert time.monotonic() < deadline, f"still provisioning after {SETTLE_TIMEOUT} s: {body}"
         await asyncio.sleep(0.1)
+
+
+async def wait_healthy(session: aiohttp.ClientSession, base: str, process: subprocess.Popen[Any] | None = None) -> None:
+    """Until the service at `base` answers /health with 200 (60 s at most); fails at once if `process` exits."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert process is None or process.poll() is None, "the service exited at start"
+        try:
+            async with session.get(f"{base}/health") as response:
+                if response.status == 200:
+                    return
+        except aiohttp.ClientConnectionError:
+            pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("the service did not become healthy within 60 s")
 
 
 def assert_error(body: Any, code: str) -> None:

@@ -16,7 +16,7 @@ from cryptography.fernet import Fernet
 
 from hosting.settings import Settings
 from tests.hosting.conftest import free_port, start_client
-from tests.hosting.helpers import PASSWORD, bearer, log_in
+from tests.hosting.helpers import PASSWORD, bearer, log_in, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -93,7 +93,7 @@ async def test_service_process_finishes_in_flight_requests_on_sigterm(tmp_path: 
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
-            await _wait_healthy(session, base)
+            await wait_healthy(session, base)
             signup = asyncio.create_task(
                 session.post(f"{base}/api/auth/signup", json={"email": "late@example.com", "password": PASSWORD})
             )
@@ -118,15 +118,3 @@ async def test_service_process_finishes_in_flight_requests_on_sigterm(tmp_path: 
         await log_in(client, "late@example.com")
     finally:
         await client.close()
-
-
-async def _wait_healthy(session: aiohttp.ClientSession, base: str) -> None:
-    for _ in range(300):
-        try:
-            async with session.get(f"{base}/health") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.1)
-    raise AssertionError("the service did not become healthy within 30 s")

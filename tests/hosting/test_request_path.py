@@ -62,14 +62,19 @@ async def test_hostile_json_bodies_are_400s(client: Client, caplog: pytest.LogCa
     no_traceback(caplog)
 
 
-async def test_non_utf8_authorization_is_a_401(client: Client, caplog: pytest.LogCaptureFixture) -> None:
-    """Raw bytes on the wire: an HTTP client library would refuse to send them."""
+async def raw_get(client: Client, header: bytes) -> bytes:
+    """GET /api/me with one raw header line, as bytes on the wire (an HTTP client library would refuse)."""
     assert client.server.host is not None and client.server.port is not None
     reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    writer.write(b"GET /api/me HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer \xff\xfe\xc3(\r\nConnection: close\r\n\r\n")
+    writer.write(b"GET /api/me HTTP/1.1\r\nHost: x\r\n" + header + b"\r\nConnection: close\r\n\r\n")
     await writer.drain()
     answer = await reader.read()
     writer.close()
+    return answer
+
+
+async def test_non_utf8_authorization_is_a_401(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    answer = await raw_get(client, b"Authorization: Bearer \xff\xfe\xc3(")
     head, _, body = answer.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 401"), answer
     assert b"invalid_token" in body and b"non-ASCII" in body
@@ -78,12 +83,7 @@ async def test_non_utf8_authorization_is_a_401(client: Client, caplog: pytest.Lo
 
 async def test_malformed_http_is_one_log_line(client: Client, caplog: pytest.LogCaptureFixture) -> None:
     """aiohttp refuses a NUL in a header before any handler runs; its log says so in one line."""
-    assert client.server.host is not None and client.server.port is not None
-    reader, writer = await asyncio.open_connection(client.server.host, client.server.port)
-    writer.write(b"GET /api/me HTTP/1.1\r\nHost: x\r\nX-Probe: \x00\r\nConnection: close\r\n\r\n")
-    await writer.drain()
-    answer = await reader.read()
-    writer.close()
+    answer = await raw_get(client, b"X-Probe: \x00")
     assert b" 400 " in answer.split(b"\r\n")[0], answer  # aiohttp's own answer: the app never saw it
     (line,) = [r for r in caplog.records if r.name == "aiohttp.server"]
     assert line.levelno == logging.INFO and line.exc_info is None

@@ -15,7 +15,6 @@ import asyncio
 import os
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,7 +23,7 @@ import aiohttp
 import pytest
 
 from tests.hosting.conftest import PostgresServer, free_port, free_port_range
-from tests.hosting.helpers import PASSWORD
+from tests.hosting.helpers import PASSWORD, wait_healthy
 
 ROOT = Path(__file__).resolve().parents[2]
 # Each run's budget, by the token it sends; with start-up the whole test stays under two minutes.
@@ -78,7 +77,7 @@ async def service(postgres_server: PostgresServer, tmp_path: Path) -> AsyncItera
     base = f"http://127.0.0.1:{port}"
     try:
         async with aiohttp.ClientSession() as session:
-            await _wait_healthy(session, base, process)
+            await wait_healthy(session, base, process)
             tokens = {
                 "user": await _token(session, base, "signup", "user@example.com"),
                 "operator": await _token(session, base, "login", "operator@example.com"),
@@ -89,20 +88,6 @@ async def service(postgres_server: PostgresServer, tmp_path: Path) -> AsyncItera
         process.terminate()
         process.wait(timeout=60)
         await postgres_server.admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def _wait_healthy(session: aiohttp.ClientSession, base: str, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        assert process.poll() is None, "the service exited at start"
-        try:
-            async with session.get(f"{base}/health") as response:
-                if response.status == 200:
-                    return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.2)
-    raise AssertionError("the service did not become healthy within 60 s")
 
 
 async def _token(session: aiohttp.ClientSession, base: str, how: str, email: str) -> str:
