@@ -108,7 +108,8 @@ async def _device_token(session: aiohttp.ClientSession, base: str, user_token: s
     return str(body["token"])
 
 
-def fuzz(base: str, token: str, role: str, report: Path) -> subprocess.CompletedProcess[str]:
+def fuzz(base: str, token: str, role: str, workdir: Path) -> subprocess.CompletedProcess[str]:
+    """One schemathesis run, in `workdir` (where it keeps its cache: every run starts without one)."""
     if role == "user":
         paths = [f"--exclude-path-regex={OPERATOR_PATHS}|{DEVICE_PATHS}|{RELAY_PATH}"]
     else:
@@ -133,7 +134,7 @@ def fuzz(base: str, token: str, role: str, report: Path) -> subprocess.Completed
         "--report",
         "junit",
         "--report-junit-path",
-        str(report),
+        str(workdir / f"{role}.xml"),
     ]
     return subprocess.run(
         command,
@@ -142,7 +143,7 @@ def fuzz(base: str, token: str, role: str, report: Path) -> subprocess.Completed
         timeout=FUZZ_SECONDS[role] + 60,
         check=False,
         env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.hosting.schemathesis_hooks", "PYTHONPATH": str(ROOT)},
-        cwd=ROOT,
+        cwd=workdir,
     )
 
 
@@ -151,7 +152,7 @@ async def test_the_fuzzer_finds_nothing(service: tuple[str, dict[str, str], Path
     base, tokens, log = service
     failures = []
     for role in FUZZ_SECONDS:
-        result = await asyncio.to_thread(fuzz, base, tokens[role], role, tmp_path / f"{role}.xml")
+        result = await asyncio.to_thread(fuzz, base, tokens[role], role, tmp_path)
         print(result.stdout[-3000:])
         if result.returncode != 0:
             failures.append(
