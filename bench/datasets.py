@@ -72,6 +72,8 @@ class Home:
     areas: tuple[Area, ...] = ()
     devices: tuple[Device, ...] = ()
     entities: tuple[EntitySpec, ...] = ()
+    # The household's HA language, in which its sentences are said (`language:` in `_fixtures.yaml`).
+    language: str = "en"
 
 
 @dataclass(frozen=True)
@@ -147,10 +149,13 @@ def _ignore_rules(value: Any, path: Path) -> dict[str, list[str] | None]:
 
 
 def load_home(path: Path) -> Home:
-    """A `_fixtures.yaml`: areas (with floors), devices and entities."""
+    """A `_fixtures.yaml`: areas (with floors), devices, entities and the home's language (default en)."""
     data = _read_yaml(path)
     if not isinstance(data, dict) or "entities" not in data:
         raise DatasetError(f"{path}: expected a mapping with `areas`, `devices` and `entities`")
+    language = data.get("language", "en")
+    if not isinstance(language, str) or not language.strip():
+        raise DatasetError(f"{path}: `language` must be a language code such as `hu` or `en`, got {language!r}")
     floors: dict[str, Floor] = {}
     areas = []
     for raw in data.get("areas") or []:
@@ -181,7 +186,13 @@ def load_home(path: Path) -> Home:
                 attributes=dict(raw.get("attributes") or {}),
             )
         )
-    return Home(floors=tuple(floors.values()), areas=tuple(areas), devices=devices, entities=tuple(entities))
+    return Home(
+        floors=tuple(floors.values()),
+        areas=tuple(areas),
+        devices=devices,
+        entities=tuple(entities),
+        language=language.strip(),
+    )
 
 
 def _home_dirs(root: Path) -> list[Path]:
@@ -230,6 +241,7 @@ def load_assist(root: Path) -> list[Case]:
                             ignore_changes=_ignore_rules(test.get("ignore_changes"), task_file),
                             context_device=test.get("context_device"),
                             expect_response=tuple(str(r) for r in responses),
+                            language=home.language,
                         )
                     )
     return cases

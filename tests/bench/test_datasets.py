@@ -61,6 +61,16 @@ def test_intents_format_expected_intent_home_completed_and_set_up_to_show_the_ac
     assert left_out.counts == {"HassStartTimer: changes no state the bench can check": 1}
 
 
+def test_assist_home_declares_its_language_default_english(tmp_path):
+    (hungarian,) = load_assist(FIXTURES / "assist-hu")
+    assert (hungarian.language, hungarian.home.language) == ("hu", "hu")
+    assert {c.language for c in load_assist(FIXTURES / "assist-tiny")} == {"en"}
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "_fixtures.yaml").write_text("language: [hu]\nentities: []\n")
+    with pytest.raises(DatasetError, match="language"):
+        load_assist(tmp_path)
+
+
 def test_load_tells_the_formats_apart_and_explains_bad_input(tmp_path):
     assert load(FIXTURES / "assist-tiny")[0].language == "en"
     assert load(FIXTURES / "intents-tiny")[0].language == "hu"

@@ -60,6 +60,14 @@ def test_hungarian_case_scored_against_the_expected_intents_effect(tmp_path):
     assert report["left_out"] == {"HassStartTimer: changes no state the bench can check": 1}
 
 
+def test_assist_home_in_hungarian_is_understood_in_hungarian(tmp_path):
+    """The home's `language: hu` makes HA's Hungarian templates match; in English nothing would."""
+    out = tmp_path / "hu-home.json"
+    assert main([str(FIXTURES / "assist-hu"), "--json", str(out), "--quiet"]) == 0
+    report = json.loads(out.read_text())
+    assert (report["sentences"], report["passed"], report["failures"]) == (1, 1, [])
+
+
 def test_bad_dataset_is_a_clear_error(tmp_path, capsys):
     assert main([str(tmp_path / "nowhere")]) == 2
     assert "not a directory" in capsys.readouterr().err
