@@ -35,6 +35,11 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     return round(ordered[rank - 1], 1)
 
 
+def is_wrong_action(result: CaseResult) -> bool:
+    """The home changed, but not as asked: worse than doing nothing (a partial action counts too)."""
+    return not result.passed and bool(result.got)
+
+
 def _ratio(passed: int, total: int) -> float:
     return round(passed / total, 4) if total else 0.0
 
@@ -56,9 +61,10 @@ class Run:
         passed = sum(r.passed for r in results)
         categories: dict[str, dict[str, Any]] = {}
         for result in results:
-            entry = categories.setdefault(result.case.category, {"sentences": 0, "passed": 0})
+            entry = categories.setdefault(result.case.category, {"sentences": 0, "passed": 0, "wrong_actions": 0})
             entry["sentences"] += 1
             entry["passed"] += result.passed
+            entry["wrong_actions"] += is_wrong_action(result)
         for entry in categories.values():
             entry["accuracy"] = _ratio(entry["passed"], entry["sentences"])
         count = len(results) or 1
@@ -71,6 +77,7 @@ class Run:
             "sentences": len(results),
             "passed": passed,
             "accuracy": _ratio(passed, len(results)),
+            "wrong_actions": sum(is_wrong_action(r) for r in results),
             "by_category": dict(sorted(categories.items())),
             "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
             "model_calls_per_sentence": round(sum(r.model_calls for r in results) / count, 2),
@@ -88,6 +95,7 @@ class Run:
                     "got": r.got,
                     "answer": r.answer,
                     "problems": r.problems,
+                    "wrong_action": is_wrong_action(r),
                 }
                 for r in results
                 if not r.passed
@@ -106,7 +114,7 @@ def select(cases: list[Case], category: str | None, limit: int | None, stride: i
 def table(reports: list[dict[str, Any]]) -> str:
     header = (
         f"{'dataset':<14} {'agent':<12} {'backend':<10} {'n':>4} {'pass':>4} {'acc':>6} "
-        f"{'p50 ms':>8} {'p95 ms':>8} {'calls':>5} {'tok/sent':>9}"
+        f"{'wrong':>5} {'p50 ms':>8} {'p95 ms':>8} {'calls':>5} {'tok/sent':>9}"
     )
     lines = [header, "-" * len(header)]
     for r in reports:
@@ -114,21 +122,24 @@ def table(reports: list[dict[str, Any]]) -> str:
         lines.append(
             f"{r['dataset'][:14]:<14} {r['agent']:<12} {str(r['backend'])[:10]:<10} "
             f"{r['sentences']:>4} {r['passed']:>4} "
-            f"{r['accuracy']:>6.1%} {r['latency_ms']['p50'] or 0:>8.0f} {r['latency_ms']['p95'] or 0:>8.0f} "
+            f"{r['accuracy']:>6.1%} {r['wrong_actions']:>5} "
+            f"{r['latency_ms']['p50'] or 0:>8.0f} {r['latency_ms']['p95'] or 0:>8.0f} "
             f"{r['model_calls_per_sentence']:>5.1f} {tokens:>9}"
         )
     categories = sorted({c for r in reports for c in r["by_category"]})
     if categories:
-        lines += ["", f"{'category':<28} " + " ".join(f"{r['agent'][:12]:>12}" for r in reports)]
+        lines += ["", f"{'category':<28} " + " ".join(f"{r['agent'][:16]:>16}" for r in reports)]
         for category in categories:
             cells = []
             for r in reports:
-                entry = r["by_category"].get(category)
-                cells.append(
-                    f"{entry['passed']:>4}/{entry['sentences']:<3} {entry['accuracy']:>4.0%}" if entry else " " * 12
-                )
-            lines.append(f"{category[:28]:<28} " + " ".join(f"{c:>12}" for c in cells))
+                if (entry := r["by_category"].get(category)) is None:
+                    cells.append("")
+                    continue
+                score = f"{entry['passed']:>4}/{entry['sentences']:<3} {entry['accuracy']:>4.0%}"
+                cells.append(f"{score} w{entry['wrong_actions']}")
+            lines.append(f"{category[:28]:<28} " + " ".join(f"{c:>16}" for c in cells))
     lines.append("(~: tokens estimated as characters/4: the back-end reported no prompt_eval_count)")
+    lines.append("(wrong / w: wrong actions, sentences after which the home changed but not as expected)")
     return "\n".join(lines)
 
 

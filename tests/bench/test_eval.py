@@ -33,7 +33,8 @@ def test_default_agent_and_core_ollama_on_the_fake_backend(tmp_path, capsys):
     assert default["accuracy"] == 1.0
     assert default["model_calls_per_sentence"] == 0
     assert default["failures"] == []
-    assert default["by_category"] == {"light": {"sentences": 3, "passed": 3, "accuracy": 1.0}}
+    assert default["by_category"] == {"light": {"sentences": 3, "passed": 3, "accuracy": 1.0, "wrong_actions": 0}}
+    assert (default["wrong_actions"], core["wrong_actions"]) == (0, 0)
     assert default["latency_ms"]["p50"] > 0
 
     # The fake model answers one short text and never calls a tool: only "leave the home alone" passes.
@@ -65,7 +66,13 @@ def test_assist_home_in_hungarian_is_understood_in_hungarian(tmp_path):
     out = tmp_path / "hu-home.json"
     assert main([str(FIXTURES / "assist-hu"), "--json", str(out), "--quiet"]) == 0
     report = json.loads(out.read_text())
-    assert (report["sentences"], report["passed"], report["failures"]) == (1, 1, [])
+    assert (report["sentences"], report["passed"]) == (2, 1)
+    # The one failure changed the home, and more than asked: a wrong action, counted as such.
+    (failure,) = report["failures"]
+    assert failure["sentence"] == "kapcsold fel a konyhai lámpát"
+    assert failure["wrong_action"] is True
+    assert set(failure["got"]) == {"light.konyhai_lampa", "light.pultvilagitas"}
+    assert report["wrong_actions"] == report["by_category"]["light"]["wrong_actions"] == 1
 
 
 def test_bad_dataset_is_a_clear_error(tmp_path, capsys):
