@@ -8,7 +8,8 @@ Rule (the home-assistant-datasets one, spelled out):
   (`entity: null` ignores the whole entity, `entity: [attr, ...]` those attributes); an ignored
   attribute is not checked on an expected entity either (only its state is, with `null`);
 - with `expect_response`, the final answer must also contain one of its strings (case-insensitive).
-Numbers compare with the rounding a device does (brightness 0-255 vs percent, volume 0-1).
+Numbers compare with the rounding a device does (brightness 0-255 vs percent, volume 0-1);
+temperatures compare exactly (a thermostat one degree off is not what was asked).
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+# Attributes whose numbers carry no rounding: set points and readings in degrees.
+EXACT_ATTRIBUTES = frozenset({"temperature", "target_temp_high", "target_temp_low", "current_temperature"})
 
 type Snapshot = dict[str, dict[str, Any]]
 type Changes = dict[str, dict[str, Any]]
@@ -107,7 +111,7 @@ def mismatches(
         for name, value in (want.get("attributes") or {}).items():
             if ignored is None or name in ignored:
                 continue
-            if not same(value, have["attributes"].get(name)):
+            if not same(value, have["attributes"].get(name), exact=name in EXACT_ATTRIBUTES):
                 problems.append(f"{entity_id}: {name} {have['attributes'].get(name)!r}, expected {value!r}")
     for entity_id, entry in without_ignored(changes(before, after), ignore).items():
         if entity_id not in expected:

@@ -83,3 +83,11 @@ def test_ignored_attribute_is_not_checked_even_when_the_expectation_names_it():
     assert mismatches(expected, {"cover.curtain": None}, before, wrong_state) == [
         "cover.curtain: state 'closed', expected 'open'"
     ]
+
+
+def test_a_temperature_one_degree_off_is_not_the_one_asked_for():
+    before = snap(climate__living_room=("heat", {"temperature": 21.0}))
+    expected = {"climate.living_room": {"attributes": {"temperature": 20}}}
+    assert mismatches(expected, {}, before, before) == ["climate.living_room: temperature 21.0, expected 20"]
+    after = snap(climate__living_room=("heat", {"temperature": 20.0}))
+    assert mismatches(expected, {}, before, after) == []
