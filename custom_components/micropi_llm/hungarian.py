@@ -15,7 +15,11 @@ konyhat"). A sentence is rewritten so that:
    ("lampat" -> "lámpát").
 
 Both tables are read from the language's own templates, so there is nothing to keep in step
-with HA's intents; only the list of Hungarian case endings is ours.
+with HA's intents; only the list of Hungarian case endings is ours. A room named "...szoba" may be
+said without it ("fürdőben" for "Fürdőszoba").
+
+Also here, as pure text work: splitting two commands joined by "és" (`split_commands`), and the
+spoken Hungarian answer to a question about one thing (`reading_answer`, `yes_no_answer`).
 """
 
 from __future__ import annotations
@@ -52,6 +56,11 @@ _HU_CASE_ENDINGS: tuple[tuple[str, ...], ...] = (
     ("ig",),  # terminative
 )
 CASE_ENDINGS: Mapping[str, tuple[tuple[str, ...], ...]] = {"hu": _HU_CASE_ENDINGS}
+
+# A room named "...szoba" is said by its first part too ("fürdő", "háló", "dolgozó"), when that
+# part is this long at least (so "kisszoba" stays whole).
+_ROOM_WORD = "szoba"
+_MIN_ROOM_SHORT_FORM = 4
 
 # Rules within rules are followed this deep, against a custom rule that names itself.
 _MAX_RULE_DEPTH = 8
@@ -218,10 +227,11 @@ class NameIndex:
         # HA's slot lists hold names without punctuation, as the matcher compares them.
         spoken = {(name.list_name, remove_punctuation(name.text).strip()) for name in names}
         # Longest names first, so "konyhai lámpa" (an entity) wins over "konyha" (its area).
-        ordered = sorted(
-            ((tuple(fold(text).split()), list_name, text) for list_name, text in spoken if text),
-            key=lambda candidate: (-len(candidate[0]), -len("".join(candidate[0])), candidate[2]),
-        )
+        said = [(tuple(fold(text).split()), list_name, text) for list_name, text in spoken if text]
+        said += [
+            (short, list_name, text) for words, list_name, text in said if (short := _room_short_form(words, list_name))
+        ]
+        ordered = sorted(said, key=lambda candidate: (-len(candidate[0]), -len("".join(candidate[0])), candidate[2]))
         self._by_first_word: dict[str, list[_Candidate]] = {}
         for rank, (words, list_name, text) in enumerate(ordered):
             self._by_first_word.setdefault(words[0], []).append(_Candidate(rank, words, list_name, text))
@@ -236,6 +246,14 @@ class NameIndex:
         for end in range(1, len(said)):
             found.extend(c for c in self._by_first_word.get(said[:end], ()) if len(c.words) == 1)
         return sorted(found, key=lambda candidate: candidate.rank)
+
+
+def _room_short_form(words: tuple[str, ...], list_name: str) -> tuple[str, ...] | None:
+    """ "fürdő" for the area "Fürdőszoba" (folded words), or None."""
+    last = words[-1]
+    if list_name != "area" or not last.endswith(_ROOM_WORD) or len(last) - len(_ROOM_WORD) < _MIN_ROOM_SHORT_FORM:
+        return None
+    return (*words[:-1], last.removesuffix(_ROOM_WORD))
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,3 +383,85 @@ def _accepted_ending(
         if form in accepted:
             return accepted[form]
     return ending
+
+
+# ----- two commands in one sentence ---------------------------------------------------------------
+
+_AND = "es"  # "és", folded
+_ARTICLES = frozenset({"a", "az"})
+_ALSO = "is"  # "... és a teraszvilágítást is"
+
+
+def split_commands(text: str) -> tuple[str, str] | None:
+    """The two commands of a sentence joined by one "és", or None.
+
+    A second command that starts with its object ("kapcsold fel a konyhai lámpát és a pultot")
+    borrows the first one's verb ("kapcsold fel a pultot"); a trailing "is" (too) goes.
+    """
+    tokens = text.split()
+    joints = [i for i, token in enumerate(tokens) if fold(token.strip(_PUNCTUATION)) == _AND]
+    if len(joints) != 1 or joints[0] in (0, len(tokens) - 1):
+        return None
+    first, second = tokens[: joints[0]], tokens[joints[0] + 1 :]
+    first[-1] = first[-1].rstrip(",;")
+    if len(second) > 1 and fold(second[-1].strip(_PUNCTUATION)) == _ALSO:
+        second = second[:-1]
+    folded_first = [fold(token) for token in first]
+    if fold(second[0]) in _ARTICLES and folded_first[0] not in _ARTICLES:
+        verb = next((first[:i] for i, word in enumerate(folded_first) if word in _ARTICLES), [])
+        second = verb + second
+    return " ".join(first), " ".join(second)
+
+
+# ----- spoken answers about one thing ---------------------------------------------------------------
+
+# What a state is, said after the thing's name, per domain ("" for any other domain).
+_STATE_PHRASES: Mapping[tuple[str, str], str] = {
+    ("lock", "locked"): "be van zárva",
+    ("lock", "unlocked"): "nincs bezárva",
+    ("lock", "open"): "nyitva van",
+    ("cover", "open"): "nyitva van",
+    ("cover", "closed"): "zárva van",
+    ("cover", "opening"): "éppen nyílik",
+    ("cover", "closing"): "éppen záródik",
+    # Only doors and windows are asked about this way (see sentences/hu/binary_sensor_HassGetState.yaml).
+    ("binary_sensor", "on"): "nyitva van",
+    ("binary_sensor", "off"): "csukva van",
+    ("", "on"): "be van kapcsolva",
+    ("", "off"): "ki van kapcsolva",
+}
+_VOWELS = frozenset("aeiou")
+# Integer parts this long are grouped by thousands ("65 536"); four digits stay whole ("1356").
+_GROUP_FROM_DIGITS = 5
+
+
+def _the(name: str) -> str:
+    """The definite article for a name: "az" before a vowel, else "a"."""
+    return "az" if fold(name[:1]) in _VOWELS else "a"
+
+
+def spoken_number(value: str) -> str:
+    """A number as Hungarian writes it: decimal comma, thousands grouped by a space ("3.5" -> "3,5")."""
+    sign, digits = ("-", value[1:]) if value.startswith("-") else ("", value)
+    whole, dot, fraction = digits.partition(".")
+    if not whole.isdigit() or (dot and not fraction.isdigit()):
+        return value
+    if len(whole) >= _GROUP_FROM_DIGITS:
+        whole = f"{int(whole):,}".replace(",", " ")
+    return sign + whole + ("," + fraction if dot else "")
+
+
+def reading_answer(name: str, state: str, unit: str | None) -> str:
+    """ "A Terasz hőmérséklet 3,5 °C." """
+    value = spoken_number(state)
+    if unit:
+        value += unit if unit == "%" else f" {unit}"
+    return f"{_the(name).capitalize()} {name} {value}."
+
+
+def yes_no_answer(yes: bool, name: str, domain: str, state: str) -> str | None:
+    """ "Igen, a Bejárati ajtó be van zárva." ; None when we cannot say its state in words."""
+    phrase = _STATE_PHRASES.get((domain, state)) or _STATE_PHRASES.get(("", state))
+    if phrase is None:
+        return None
+    return f"{'Igen' if yes else 'Nem'}, {_the(name)} {name} {phrase}."
