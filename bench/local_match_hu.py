@@ -5,8 +5,9 @@
 Reads the test set of HA's own intents repository (by path; not copied here): each file holds a
 small home (entities, areas, floors) and sentences with the intent and slots they must give.
 Matching is what HA's default agent does in `_recognize_strict` (hassil's `recognize_best` with
-HA's Hungarian intents and slot lists built as the agent builds them); "rewritten" tries the
-sentence as typed first and then its `rewrites`, as `async_handle_locally` does.
+HA's Hungarian intents and slot lists built as the agent builds them); "with our rewrite" tries the
+sentence as typed first and then its `rewrites`; "micropi" is what `async_handle_locally` matches:
+HA's templates and ours (`sentences/hu/`), ours first, the rewrites chosen by `best_match`.
 Every sentence is also tried with its accents stripped. Prints a table; asserts nothing.
 """
 
@@ -27,7 +28,9 @@ from hassil.recognize import RecognizeResult, recognize_best
 from hassil.util import remove_punctuation
 from home_assistant_intents import get_intents
 
-from custom_components.micropi_llm.hungarian import HomeName, LanguageWords, fold, learn_language, rewrites
+from custom_components.micropi_llm.hungarian import HomeName, LanguageWords, NameIndex, fold, learn_language, rewrites
+from custom_components.micropi_llm.sentences import best_match, load_sentences, with_sentences
+from custom_components.micropi_llm.sentences import recognize as recognize_micropi
 
 DEFAULT_TESTS = Path(os.environ.get("MICROPI_INTENTS_HU", "/work/shared/datasets/intents-hu/tests/hu"))
 LANGUAGE = "hu"
@@ -115,10 +118,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     intents = Intents.from_dict(intents_data)
     words: LanguageWords = learn_language(intents)
+    ours = load_sentences(LANGUAGE)
+    assert ours is not None, "custom_components/micropi_llm/sentences/hu is missing"
+    micropi = with_sentences(intents_data, ours)
+    micropi_words = learn_language(micropi)
     counts: Counter[tuple[str, ...]] = Counter()
     for path in files:
         fixture = yaml.safe_load(path.read_text(encoding="utf-8"))
         home = build_home(fixture)
+        index = NameIndex(home.names)
         intent_name = path.parent.name
         # Typed text (REST, conversation.process) comes from no room; a satellite's sentence
         # comes from its room, which the test files' homes put first among their areas.
@@ -133,7 +141,14 @@ def main(argv: list[str] | None = None) -> int:
                         for rewrite in rewrites(text, home.names, words, LANGUAGE) if as_typed is None else []:
                             if (rewritten := recognize(rewrite, intents, home, area)) is not None:
                                 break
-                        for way, result in (("as typed", as_typed), ("rewritten", rewritten)):
+                        context = {"area": {"value": area, "text": area}} if area else None
+                        found = best_match(
+                            text,
+                            rewrites(text, index, micropi_words, LANGUAGE),
+                            lambda t: recognize_micropi(t, micropi, home.slot_lists, context, LANGUAGE),  # noqa: B023
+                        )
+                        ours_result = found[1] if found else None
+                        for way, result in (("as typed", as_typed), ("rewritten", rewritten), ("micropi", ours_result)):
                             if result is not None:
                                 expected = is_expected(result, intent_name, test.get("slots") or {})
                                 counts[accents, where, way, "right" if expected else "wrong"] += 1
@@ -141,14 +156,14 @@ def main(argv: list[str] | None = None) -> int:
     total = counts["sentences",]
     print(f"{total} sentences in {len(files)} files of {args.tests}")
     print("Matched with the expected intent and slots (wrong intent or slots in brackets):")
-    print(f"{'':<38}{'HA as typed':>18}{'with our rewrite':>20}")
+    print(f"{'':<38}{'HA as typed':>18}{'with our rewrite':>20}{'micropi':>20}")
     for accents in ("with accents", "accents stripped"):
         for where in ("typed, no room", "satellite in room"):
             cells = []
-            for way in ("as typed", "rewritten"):
+            for way in ("as typed", "rewritten", "micropi"):
                 right, wrong = counts[accents, where, way, "right"], counts[accents, where, way, "wrong"]
                 cells.append(f"{right:>4} {right / total:6.1%} ({wrong})")
-            print(f"{accents + ', ' + where:<38}{cells[0]:>18}{cells[1]:>20}")
+            print(f"{accents + ', ' + where:<38}{cells[0]:>18}{cells[1]:>20}{cells[2]:>20}")
     return 0
 
 

@@ -48,7 +48,7 @@ from .hungarian import (
     split_commands,
     yes_no_answer,
 )
-from .sentences import METADATA_SINGLE_TARGET, load_sentences, recognize, with_sentences
+from .sentences import METADATA_SINGLE_TARGET, best_match, load_sentences, recognize, with_sentences
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -59,7 +59,9 @@ _LOGGER = logging.getLogger(__name__)
 LEFT_TO_MODEL = frozenset({intent.INTENT_GET_STATE, "HassMediaSearchAndPlay"})
 
 # The domain an intent acts on when its slots name none (for finding its devices beforehand).
+INTENT_GET_TEMPERATURE = "HassClimateGetTemperature"
 INTENT_DOMAINS: Mapping[str, str] = {
+    INTENT_GET_TEMPERATURE: "climate",
     "HassLightSet": "light",
     "HassClimateSetTemperature": "climate",
     "HassVacuumStart": "vacuum",
@@ -87,15 +89,26 @@ class Matcher:
 
 
 @dataclass(frozen=True, slots=True)
-class Match:
-    """What a sentence (as typed or rewritten) was matched as."""
+class IntentCall:
+    """One intent to run, as HA's default agent passes it to `intent.async_handle`."""
 
-    text: str
-    result: RecognizeResult
+    intent: str
+    slots: Mapping[str, Any]  # slot name -> value
+    texts: Mapping[str, str]  # slot name -> the words said for it, for HA's response template
+    response: str | None  # the key of HA's response template
+    text: str  # the sentence, as it was matched
+    single_target: bool = False  # the words name one thing ("the TV"): act only if exactly one is meant
 
-    @property
-    def slots(self) -> dict[str, Any]:
-        return {entity.name: entity.value for entity in self.result.entities.values()}
+    @classmethod
+    def of(cls, text: str, result: RecognizeResult) -> IntentCall:
+        return cls(
+            intent=result.intent.name,
+            slots={entity.name: entity.value for entity in result.entities_list},
+            texts={entity.name: entity.text or str(entity.value) for entity in result.entities_list},
+            response=result.response,
+            text=text,
+            single_target=bool((result.intent_metadata or {}).get(METADATA_SINGLE_TARGET)),
+        )
 
 
 async def async_handle_locally(
@@ -127,18 +140,18 @@ async def async_handle_locally(
     elif (parts := split_commands(user_input.text)) is not None:
         found = [await _async_match(hass, matcher, replace(user_input, text=part), language) for part in parts]
         # Both commands, each with its devices, or neither: never half of what was asked.
-        if None in found or any(m.result.intent.name in LEFT_TO_MODEL for m in found if m is not None):
+        if None in found or any(m.intent in LEFT_TO_MODEL for m in found if m is not None):
             return None
         matches = [m for m in found if m is not None]
-        if not all(_targets(hass, m, user_input) for m in matches):
+        if not all(_finds_its_devices(hass, call) for call in matches):
             return None
     else:
         return None
 
     speeches = []
     response: intent.IntentResponse | None = None
-    for match in matches:
-        response = await _async_carry_out(hass, matcher, match, user_input, chat_log, leave_to_model, language)
+    for call in matches:
+        response = await _async_carry_out(hass, matcher, call, user_input, chat_log, leave_to_model, language)
         if response is None:
             return None
         speeches.append(response.speech.get("plain", {}).get("speech", ""))
@@ -154,41 +167,50 @@ async def async_handle_locally(
 async def _async_carry_out(  # noqa: PLR0917 - one turn's parts
     hass: HomeAssistant,
     matcher: Matcher,
-    match: Match,
+    call: IntentCall,
     user_input: conversation.ConversationInput,
     chat_log: conversation.ChatLog,
     leave_to_model: frozenset[str],
     language: str,
 ) -> intent.IntentResponse | None:
     """Run one matched intent (or answer one matched question); None when it is the model's."""
-    name = match.result.intent.name
-    targets = _targets(hass, match, user_input)
+    if call.intent == INTENT_GET_TEMPERATURE and call.slots.get("area") and _targets(hass, call) is None:
+        # No thermostat in the room: its thermometer answers "how warm is it there".
+        thermometer = replace(
+            call,
+            intent=intent.INTENT_GET_STATE,
+            slots={"area": call.slots["area"], "domain": "sensor", "device_class": "temperature"},
+            response="default",
+        )
+        if len(_targets(hass, thermometer) or ()) == 1:
+            call = thermometer
+    targets = _targets(hass, call)
     one_thing = targets[0] if targets is not None and len(targets) == 1 else None
-    if name == intent.INTENT_GET_STATE:
-        if one_thing is None and name in leave_to_model:
+    if call.intent == intent.INTENT_GET_STATE:
+        if one_thing is None and call.intent in leave_to_model:
             # Several things, or none: the model sees the home and can tell which, or say so.
             return None
-        response = await _async_run_intent(hass, matcher, match, user_input, chat_log, language)
+        response = await _async_run_intent(hass, matcher, call, user_input, chat_log, language)
         if response is None or one_thing is None:
             return response
-        if (answer := _answer(match, one_thing)) is not None:
+        if (answer := _answer(call, one_thing)) is not None:
             response.async_set_speech(answer)
-        elif name in leave_to_model:
+        elif call.intent in leave_to_model:
             return None
         return response
-    if name in leave_to_model:
+    if call.intent in leave_to_model:
         return None
-    if (match.result.intent_metadata or {}).get(METADATA_SINGLE_TARGET) and one_thing is None:
+    if call.single_target and one_thing is None:
         # "The TV" with two TVs in the home: which one is the model's question to ask.
         return None
-    return await _async_run_intent(hass, matcher, match, user_input, chat_log, language)
+    return await _async_run_intent(hass, matcher, call, user_input, chat_log, language)
 
 
-def _answer(match: Match, state: State) -> str | None:
+def _answer(call: IntentCall, state: State) -> str | None:
     """The Hungarian answer about one thing: yes/no when a state was asked about, else its reading."""
     if state.state in (STATE_UNAVAILABLE, STATE_UNKNOWN):
         return None
-    if (asked := match.slots.get("state")) is not None:
+    if (asked := call.slots.get("state")) is not None:
         wanted = asked if isinstance(asked, list) else [asked]
         return yes_no_answer(state.state in wanted, state.name, state.domain, state.state)
     return reading_answer(state.name, state.state, state.attributes.get(ATTR_UNIT_OF_MEASUREMENT))
@@ -197,31 +219,28 @@ def _answer(match: Match, state: State) -> str | None:
 async def _async_run_intent(  # noqa: PLR0917 - one turn's parts
     hass: HomeAssistant,
     matcher: Matcher,
-    match: Match,
+    call: IntentCall,
     user_input: conversation.ConversationInput,
     chat_log: conversation.ChatLog,
     language: str,
 ) -> intent.IntentResponse | None:
     """Handle the intent as HA's default agent does (`_async_execute_intent`), the call in the chat log."""
-    result = match.result
-    slots = {
-        entity.name: {"value": entity.value, "text": entity.text or entity.value} for entity in result.entities_list
-    }
-    tool_input = llm.ToolInput(tool_name=result.intent.name, tool_args=match.slots, external=True)
+    slots = {name: {"value": value, "text": call.texts.get(name, value)} for name, value in call.slots.items()}
+    tool_input = llm.ToolInput(tool_name=call.intent, tool_args=dict(call.slots), external=True)
     chat_log.async_add_assistant_content_without_tools(
         conversation.AssistantContent(agent_id=user_input.agent_id, content=None, tool_calls=[tool_input])
     )
     area, device_id = _satellite_area(hass, user_input)
     if area is not None:
         slots["preferred_area_id"] = {"value": area.id}
-    failed: intent.IntentResponse | None = None
+    failed = False
     try:
         response = await intent.async_handle(
             hass,
             conversation.DOMAIN,
-            result.intent.name,
+            call.intent,
             slots,
-            match.text,
+            call.text,
             user_input.context,
             language,
             assistant=conversation.DOMAIN,
@@ -231,11 +250,11 @@ async def _async_run_intent(  # noqa: PLR0917 - one turn's parts
         )
     except intent.IntentError as err:
         _LOGGER.debug("Local intent for %r did not succeed (%s), leaving it to the model", user_input.text, err)
-        failed = intent.IntentResponse(language=language)
-        failed.async_set_error(intent.IntentResponseErrorCode.NO_VALID_TARGETS, str(err))
-        response = failed
-    if not response.speech and result.response:
-        response.async_set_speech(_speech(hass, matcher, result, response))
+        response = intent.IntentResponse(language=language)
+        response.async_set_error(intent.IntentResponseErrorCode.NO_VALID_TARGETS, str(err))
+        failed = True
+    if not response.speech and call.response:
+        response.async_set_speech(_speech(hass, matcher, call, response))
     chat_log.async_add_assistant_content_without_tools(
         conversation.ToolResultContent(
             agent_id=user_input.agent_id,
@@ -244,22 +263,21 @@ async def _async_run_intent(  # noqa: PLR0917 - one turn's parts
             result=llm.ToolResult(data=llm.IntentResponseDict(response)),
         )
     )
-    if failed is not None or response.response_type is intent.IntentResponseType.ERROR:
+    if failed or response.response_type is intent.IntentResponseType.ERROR:
         return None
     return response
 
 
-def _speech(hass: HomeAssistant, matcher: Matcher, result: RecognizeResult, response: intent.IntentResponse) -> str:
-    """HA's response template for the match, rendered as the default agent renders it (`_build_speech`)."""
-    source = matcher.responses.get(result.intent.name, {}).get(result.response or "")
+def _speech(hass: HomeAssistant, matcher: Matcher, call: IntentCall, response: intent.IntentResponse) -> str:
+    """HA's response template for the call, rendered as the default agent renders it (`_build_speech`)."""
+    source = matcher.responses.get(call.intent, {}).get(call.response or "")
     if not source:
         return ""
     states = response.matched_states or response.unmatched_states
     first = states[0] if states else None
-    speech_slots = {name: entity.text or entity.value for name, entity in result.entities.items()}
     rendered = template.Template(source, hass).async_render(
         {
-            "slots": speech_slots | response.speech_slots,
+            "slots": dict(call.texts) | response.speech_slots,
             "state": template.TemplateState(hass, first) if first is not None else None,
             "query": {
                 "matched": [template.TemplateState(hass, s) for s in response.matched_states],
@@ -270,10 +288,16 @@ def _speech(hass: HomeAssistant, matcher: Matcher, result: RecognizeResult, resp
     return " ".join(str(rendered).split())
 
 
-def _targets(hass: HomeAssistant, match: Match, user_input: conversation.ConversationInput) -> list[State] | None:
-    """The exposed entities the match names (its state slot aside), or None when it names none."""
-    slots = match.slots
-    domains = slots.get("domain") or INTENT_DOMAINS.get(match.result.intent.name)
+def _finds_its_devices(hass: HomeAssistant, call: IntentCall) -> bool:
+    """Whether the call names exposed devices (exactly one, where its words name one thing)."""
+    targets = _targets(hass, call)
+    return bool(targets) and (not call.single_target or len(targets or ()) == 1)
+
+
+def _targets(hass: HomeAssistant, call: IntentCall) -> list[State] | None:
+    """The exposed entities the call names (its state slot aside), or None when it names none."""
+    slots = call.slots
+    domains = slots.get("domain") or INTENT_DOMAINS.get(call.intent)
     device_classes = slots.get("device_class")
     constraints = intent.MatchTargetsConstraints(
         name=slots.get("name"),
@@ -291,29 +315,23 @@ def _targets(hass: HomeAssistant, match: Match, user_input: conversation.Convers
 
 async def _async_match(
     hass: HomeAssistant, matcher: Matcher, user_input: conversation.ConversationInput, language: str
-) -> Match | None:
-    """The sentence as typed, or rewritten, matched; a device's name beats a room where both read."""
-    slot_lists = async_home_names(hass).kept(SlotList, lambda: _slot_lists(hass))
+) -> IntentCall | None:
+    """The sentence as typed, or rewritten, matched (see `best_match`)."""
+    names = async_home_names(hass)
+    slot_lists = names.kept(SlotList, lambda: _slot_lists(hass))
+    index = names.kept(NameIndex, lambda: NameIndex(_home_names(hass)))
     context = _intent_context(hass, user_input)
 
-    async def attempt(text: str) -> Match | None:
-        result = await hass.async_add_executor_job(recognize, text, matcher.intents, slot_lists, context, language)
-        return None if result is None else Match(text, result)
+    def attempt(text: str) -> RecognizeResult | None:
+        return recognize(text, matcher.intents, slot_lists, context, language)
 
-    typed = await attempt(user_input.text)
-    if typed is not None and "name" in typed.result.entities:
-        return typed
-    index = async_home_names(hass).kept(NameIndex, lambda: NameIndex(_home_names(hass)))
-    for position, text in enumerate(rewrites(user_input.text, index, matcher.words, language)):
-        _LOGGER.debug("Trying %r as %r", user_input.text, text)
-        rewritten = await attempt(text)
-        if typed is None:
-            if rewritten is not None:
-                return rewritten
-        elif position == 0:
-            # Only the cautious rewrite may turn a room into a device (see `rewrites`).
-            return rewritten if rewritten is not None and "name" in rewritten.result.entities else typed
-    return typed
+    def rewritten() -> Iterator[str]:
+        for text in rewrites(user_input.text, index, matcher.words, language):
+            _LOGGER.debug("Trying %r as %r", user_input.text, text)
+            yield text
+
+    found = await hass.async_add_executor_job(best_match, user_input.text, rewritten(), attempt)
+    return None if found is None else IntentCall.of(*found)
 
 
 async def _async_matcher(hass: HomeAssistant, language: str, lang_intents: LanguageIntents) -> Matcher:

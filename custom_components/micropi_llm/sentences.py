@@ -10,7 +10,7 @@ so they can only add matches, and could be contributed upstream as they are.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +77,27 @@ def recognize(
         best_metadata_key=METADATA_OURS,
         best_slot_name="name",
     )
+
+
+def best_match(
+    text: str, rewritten: Iterable[str], attempt: Callable[[str], RecognizeResult | None]
+) -> tuple[str, RecognizeResult] | None:
+    """The sentence as typed, else a rewrite of it, matched by `attempt`; a device beats a room.
+
+    Typed, "kapcsold fel a konyhai lámpát" reads only as the kitchen's lights (the templates
+    cannot lengthen "lámpa" into "lámpát"); the first, cautious rewrite finds the light named
+    "Konyhai lámpa", and a reading by a device's name is taken over one by a room. Later
+    rewrites (names over template words) are tried only when nothing matched.
+    """
+    typed = attempt(text)
+    if typed is not None and "name" in typed.entities:
+        return text, typed
+    for position, rewrite in enumerate(rewritten):
+        result = attempt(rewrite)
+        if typed is None and result is not None:
+            return rewrite, result
+        if typed is not None:
+            if position == 0 and result is not None and "name" in result.entities:
+                return rewrite, result
+            break
+    return None if typed is None else (text, typed)

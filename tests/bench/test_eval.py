@@ -64,15 +64,19 @@ def test_hungarian_case_scored_against_the_expected_intents_effect(tmp_path):
 def test_assist_home_in_hungarian_is_understood_in_hungarian(tmp_path):
     """The home's `language: hu` makes HA's Hungarian templates match; in English nothing would."""
     out = tmp_path / "hu-home.json"
-    assert main([str(FIXTURES / "assist-hu"), "--json", str(out), "--quiet"]) == 0
-    report = json.loads(out.read_text())
-    assert (report["sentences"], report["passed"]) == (2, 1)
-    # The one failure changed the home, and more than asked: a wrong action, counted as such.
-    (failure,) = report["failures"]
-    assert failure["sentence"] == "kapcsold fel a konyhai lámpát"
-    assert failure["wrong_action"] is True
-    assert set(failure["got"]) == {"light.konyhai_lampa", "light.pultvilagitas"}
-    assert report["wrong_actions"] == report["by_category"]["light"]["wrong_actions"] == 1
+    argv = [str(FIXTURES / "assist-hu"), "--agent", "default", "--agent", "micropi", "--backend", "fake"]
+    assert main([*argv, "--json", str(out), "--quiet"]) == 0
+    default, micropi = json.loads(out.read_text())
+    assert (default["sentences"], default["passed"]) == (4, 2)
+    # HA's own agent: "the kitchen light" turns on every kitchen light, a wrong action counted as
+    # such; "the TV in the garage" it does not understand.
+    failures = {f["sentence"]: f for f in default["failures"]}
+    assert set(failures) == {"kapcsold fel a konyhai lámpát", "kapcsold be a tévét a garázsban"}
+    assert failures["kapcsold fel a konyhai lámpát"]["wrong_action"] is True
+    assert set(failures["kapcsold fel a konyhai lámpát"]["got"]) == {"light.konyhai_lampa", "light.pultvilagitas"}
+    assert default["wrong_actions"] == default["by_category"]["light"]["wrong_actions"] == 1
+    # Ours, without a model: the light of that name, the garage's TV, and neither TV when it is unclear which.
+    assert (micropi["passed"], micropi["wrong_actions"], micropi["model_calls_per_sentence"]) == (4, 0, 0.25)
 
 
 def test_bad_dataset_is_a_clear_error(tmp_path, capsys):

@@ -10,7 +10,11 @@ from custom_components.micropi_llm.hungarian import (
     fold,
     learn_language,
     normalize_sentence,
+    reading_answer,
     rewrites,
+    split_commands,
+    spoken_number,
+    yes_no_answer,
 )
 
 
@@ -89,3 +93,53 @@ def test_learnt_hungarian_words_and_endings(hungarian: LanguageWords) -> None:
 
 def test_fold() -> None:
     assert fold("Hálószobában ŐSZI Ünnep") == "haloszobaban oszi unnep"
+
+
+def test_a_room_named_szoba_is_said_without_it(hungarian: LanguageWords) -> None:
+    names = [HomeName("area", "Fürdőszoba"), HomeName("area", "Kisszoba")]
+    assert normalize_sentence("gyújtsd fel a villanyt a fürdőben", names, hungarian, "hu").endswith("a Fürdőszobaben")
+    assert normalize_sentence("furdoben oltsd le", names, hungarian, "hu").startswith("Fürdőszobaben")
+    # "kis" is too short to stand for the room.
+    assert normalize_sentence("a kisben", names, hungarian, "hu") == "a kisben"
+
+
+@pytest.mark.parametrize(
+    ("said", "commands"),
+    [
+        ("kapcsold fel a lámpát és indítsd el a kávéfőzőt", ("kapcsold fel a lámpát", "indítsd el a kávéfőzőt")),
+        # The second borrows the first one's verb; a trailing "is" goes.
+        ("kapcsold fel a lámpát és a pultot is", ("kapcsold fel a lámpát", "kapcsold fel a pultot")),
+        ("kapcsold be a mosógépet, és a szárítót", ("kapcsold be a mosógépet", "kapcsold be a szárítót")),
+        ("kapcsold be a mosogepet es inditsd el", ("kapcsold be a mosogepet", "inditsd el")),
+        # Object first: nothing to borrow.
+        ("a lámpát kapcsold fel és a pultot", ("a lámpát kapcsold fel", "a pultot")),
+        ("só és bors", ("só", "bors")),
+        ("kapcsold fel a lámpát", None),
+        ("a és b és c", None),
+        ("és", None),
+        ("kapcsold fel és", None),
+    ],
+)
+def test_split_commands(said: str, commands: tuple[str, str] | None) -> None:
+    assert split_commands(said) == commands
+
+
+@pytest.mark.parametrize(
+    ("value", "spoken"),
+    [("3.5", "3,5"), ("-2.25", "-2,25"), ("21", "21"), ("1356", "1356"), ("65536", "65 536"), ("on", "on")],
+)
+def test_spoken_number(value: str, spoken: str) -> None:
+    assert spoken_number(value) == spoken
+
+
+def test_answers_about_one_thing() -> None:
+    assert reading_answer("Terasz hőmérő Hőmérséklet", "3.5", "°C") == "A Terasz hőmérő Hőmérséklet 3,5 °C."
+    assert reading_answer("Nappali páratartalom", "48", "%") == "A Nappali páratartalom 48%."
+    assert reading_answer("Ablak", "nyitva", None) == "Az Ablak nyitva."
+    assert yes_no_answer(True, "Bejárati ajtó", "lock", "locked") == "Igen, a Bejárati ajtó be van zárva."
+    assert yes_no_answer(False, "Kiskapu", "lock", "unlocked") == "Nem, a Kiskapu nincs bezárva."
+    assert yes_no_answer(False, "Garázskapu", "cover", "closed") == "Nem, a Garázskapu zárva van."
+    assert yes_no_answer(True, "Ablak", "binary_sensor", "on") == "Igen, az Ablak nyitva van."
+    assert yes_no_answer(True, "Lámpa", "light", "on") == "Igen, a Lámpa be van kapcsolva."
+    # A state we cannot put in words is left to the model.
+    assert yes_no_answer(False, "TV", "media_player", "playing") is None

@@ -19,6 +19,7 @@ from home_assistant_intents import get_intents
 from custom_components.micropi_llm.sentences import (
     METADATA_OURS,
     SENTENCES_DIR,
+    best_match,
     load_sentences,
     recognize,
     with_sentences,
@@ -27,7 +28,12 @@ from custom_components.micropi_llm.sentences import (
 TESTS_DIR = Path(__file__).parent / "sentences" / "hu"
 TEST_FILES = sorted(p for p in TESTS_DIR.glob("*.yaml") if not p.name.startswith("_"))
 # Intents whose upstream schema belongs to a domain (their files need no domain slot).
-DOMAIN_INTENTS = {"HassLightSet": "light", "HassClimateSetTemperature": "climate", "HassSetPosition": "homeassistant"}
+DOMAIN_INTENTS = {
+    "HassLightSet": "light",
+    "HassClimateSetTemperature": "climate",
+    "HassClimateGetTemperature": "climate",
+    "HassSetPosition": "homeassistant",
+}
 
 # Talk that must match nothing at all: greetings, negations, the past, the future, complaints.
 NO_MATCH = [
@@ -40,6 +46,7 @@ NO_MATCH = [
     "tegnap elfelejtettem bezárni az ajtót",
     "holnap majd kapcsold be a kávéfőzőt",
     "a villany",
+    "kint a teraszon",
 ]
 
 
@@ -147,3 +154,21 @@ def test_a_language_we_ship_nothing_for(tmp_path: Path) -> None:
     (tmp_path / "hu" / "bad.yaml").write_text("- not an intents file\n")
     with pytest.raises(ValueError, match="intents file"):
         load_sentences("hu-HU", tmp_path)
+
+
+def test_best_match_prefers_a_device_over_a_room_only_from_the_cautious_rewrite(
+    intents: Intents, slot_lists: dict[str, SlotList]
+) -> None:
+    def attempt(text: str) -> Any:
+        return recognize(text, intents, slot_lists, None, "hu")
+
+    # Typed, only the room reads; the first rewrite names the device: it wins.
+    found = best_match("kapcsold fel a villanyt a garázsban", ["kapcsold fel a kék neont"], attempt)
+    assert found is not None and found[0] == "kapcsold fel a kék neont"
+    # A later rewrite never turns a room reading into a device.
+    found = best_match("kapcsold fel a villanyt a garázsban", ["nem illik ide", "kapcsold fel a kék neont"], attempt)
+    assert found is not None and found[0] == "kapcsold fel a villanyt a garázsban"
+    # Nothing typed: the first rewrite that matches.
+    found = best_match("blabla", ["bla bla bla", "kék neon ki"], attempt)
+    assert found is not None and found[1].intent.name == "HassTurnOff"
+    assert best_match("blabla", [], attempt) is None
