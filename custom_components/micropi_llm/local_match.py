@@ -30,6 +30,7 @@ from homeassistant.components.conversation.default_agent import LanguageIntents
 from homeassistant.components.homeassistant.exposed_entities import async_should_expose
 from homeassistant.const import ATTR_DEVICE_CLASS, ATTR_UNIT_OF_MEASUREMENT, STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant, State
+from homeassistant.exceptions import TemplateError
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
@@ -135,9 +136,11 @@ async def async_handle_locally(
     matcher = await _async_matcher(hass, language, lang_intents)
     leave_to_model = LEFT_TO_MODEL if model_controls_home else frozenset()
 
-    if (match := await _async_match(hass, matcher, user_input, language)) is not None:
+    parts = split_commands(user_input.text)
+    # Rewritten whole, a sentence of two commands would only find a name with "és" in it: not worth the time.
+    if (match := await _async_match(hass, matcher, user_input, language, rewrite=parts is None)) is not None:
         matches = [match]
-    elif (parts := split_commands(user_input.text)) is not None:
+    elif parts is not None:
         found = [await _async_match(hass, matcher, replace(user_input, text=part), language) for part in parts]
         # Both commands, each with its devices, or neither: never half of what was asked.
         if None in found or any(m.intent in LEFT_TO_MODEL for m in found if m is not None):
@@ -275,16 +278,20 @@ def _speech(hass: HomeAssistant, matcher: Matcher, call: IntentCall, response: i
         return ""
     states = response.matched_states or response.unmatched_states
     first = states[0] if states else None
-    rendered = template.Template(source, hass).async_render(
-        {
-            "slots": dict(call.texts) | response.speech_slots,
-            "state": template.TemplateState(hass, first) if first is not None else None,
-            "query": {
-                "matched": [template.TemplateState(hass, s) for s in response.matched_states],
-                "unmatched": [template.TemplateState(hass, s) for s in response.unmatched_states],
-            },
-        }
-    )
+    try:
+        rendered = template.Template(source, hass).async_render(
+            {
+                "slots": dict(call.texts) | response.speech_slots,
+                "state": template.TemplateState(hass, first) if first is not None else None,
+                "query": {
+                    "matched": [template.TemplateState(hass, s) for s in response.matched_states],
+                    "unmatched": [template.TemplateState(hass, s) for s in response.unmatched_states],
+                },
+            }
+        )
+    except TemplateError as err:  # HA's own templates may use what its sandbox forbids
+        _LOGGER.debug("Response %s of %s did not render: %s", call.response, call.intent, err)
+        return ""
     return " ".join(str(rendered).split())
 
 
@@ -314,9 +321,14 @@ def _targets(hass: HomeAssistant, call: IntentCall) -> list[State] | None:
 
 
 async def _async_match(
-    hass: HomeAssistant, matcher: Matcher, user_input: conversation.ConversationInput, language: str
+    hass: HomeAssistant,
+    matcher: Matcher,
+    user_input: conversation.ConversationInput,
+    language: str,
+    *,
+    rewrite: bool = True,
 ) -> IntentCall | None:
-    """The sentence as typed, or rewritten, matched (see `best_match`)."""
+    """The sentence as typed, or (with `rewrite`) rewritten, matched (see `best_match`)."""
     names = async_home_names(hass)
     slot_lists = names.kept(SlotList, lambda: _slot_lists(hass))
     index = names.kept(NameIndex, lambda: NameIndex(_home_names(hass)))
@@ -326,7 +338,7 @@ async def _async_match(
         return recognize(text, matcher.intents, slot_lists, context, language)
 
     def rewritten() -> Iterator[str]:
-        for text in rewrites(user_input.text, index, matcher.words, language):
+        for text in rewrites(user_input.text, index, matcher.words, language) if rewrite else ():
             _LOGGER.debug("Trying %r as %r", user_input.text, text)
             yield text
 
@@ -345,8 +357,17 @@ async def _async_matcher(hass: HomeAssistant, language: str, lang_intents: Langu
 
 def _build_matcher(lang_intents: LanguageIntents, language: str) -> Matcher:
     ours = load_sentences(language)
-    intents = lang_intents.intents if ours is None else with_sentences(lang_intents.intents_dict, ours)
-    return Matcher(lang_intents.intents, intents, learn_language(intents), lang_intents.intent_responses)
+    if ours is None:
+        intents = lang_intents.intents
+        return Matcher(intents, intents, learn_language(intents), lang_intents.intent_responses)
+    intents = with_sentences(lang_intents.intents_dict, ours)
+    responses = {
+        name: {**lang_intents.intent_responses.get(name, {}), **keys}
+        for name, keys in ((ours.get("responses") or {}).get("intents") or {}).items()
+    }
+    return Matcher(
+        lang_intents.intents, intents, learn_language(intents), {**lang_intents.intent_responses, **responses}
+    )
 
 
 def _slot_lists(hass: HomeAssistant) -> dict[str, SlotList]:
