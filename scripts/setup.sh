@@ -113,7 +113,9 @@ find_python() {
 # --- The venvs. A stamp of what each was built from makes the warm path a few file reads.
 #   .venv     the project: integration test stack (HA as pinned by phcc), hosting, bench, dev tools, edge
 #   .venv-ha  the Home Assistant release of images/ha (what users run): `hass` for the process
-#             runtime and the compatibility tests, with the requirements of images/ha/integrations.txt
+#             runtime and the compatibility tests, with the requirements of every integration that HA
+#             loads (scripts/ha_requirements.py: HA's start-up set, onboarding's, default_config,
+#             images/ha/integrations.txt and our custom_components); the stamp covers all those inputs
 HA_VERSION=$(tr -d '[:space:]' <"$ROOT/images/ha/ha-version")
 stamp_of() { { cat "$@"; readlink -f "$PY"; } | sha256sum | cut -d' ' -f1; }
 venv_fresh() {  # venv_fresh DIR STAMP: true when DIR was built from exactly STAMP
@@ -133,7 +135,8 @@ main() {
     PY=$(sed -n 's/^python=//p' "$VENV/.micropi-stamp" 2>/dev/null || true)
     python_ok "$PY" || PY=""
     local project_inputs=("$ROOT/pyproject.toml" "$ROOT/edge/pyproject.toml" "$ROOT/scripts/setup.sh")
-    local ha_inputs=("$ROOT/images/ha/ha-version" "$ROOT/images/ha/integrations.txt" "$ROOT/scripts/setup.sh")
+    local ha_inputs=("$ROOT/images/ha/ha-version" "$ROOT/images/ha/integrations.txt" "$ROOT/scripts/setup.sh"
+        "$ROOT/scripts/ha_requirements.py" "$ROOT"/custom_components/*/manifest.json)
     if [ -n "$PY" ] && venv_fresh "$VENV" "$(stamp_of "${project_inputs[@]}")" \
         && venv_fresh "$VENV_HA" "$(stamp_of "${ha_inputs[@]}")"; then
         "$VENV/bin/python" "$ROOT/scripts/selftest.py"
@@ -158,7 +161,8 @@ main() {
         make_venv "$VENV_HA"
         uv_install "$VENV_HA" "homeassistant==$HA_VERSION"
         local reqs
-        reqs=$("$VENV_HA/bin/python" "$ROOT/scripts/ha_requirements.py" "$ROOT/images/ha/integrations.txt")
+        reqs=$("$VENV_HA/bin/python" "$ROOT/scripts/ha_requirements.py" "$ROOT/images/ha/integrations.txt" \
+            "$ROOT"/custom_components/*/manifest.json) || die "could not list Home Assistant's requirements (see above)"
         # shellcheck disable=SC2086  # one requirement a word
         uv_install "$VENV_HA" $reqs
         printf 'python=%s\nsha=%s\n' "$PY" "$stamp" >"$VENV_HA/.micropi-stamp"

@@ -45,7 +45,8 @@ from hosting.runtime.base import (
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG_DIR = PROJECT_ROOT / "images" / "ha" / "config"
-INTEGRATION_DIR = PROJECT_ROOT / "custom_components" / "micropi_llm"
+# Our integrations, copied into each instance: the agent, and the demo home a sign-up may ask for.
+INTEGRATION_DIRS = tuple(PROJECT_ROOT / "custom_components" / name for name in ("micropi_llm", "micropi_demo"))
 # What the child sees of our environment: never the service's secrets (JWT secret, Fernet key, DB URL).
 _PASSED_ENV = ("PATH", "LANG", "LC_ALL", "TMPDIR", "SSL_CERT_FILE", "SSL_CERT_DIR")
 
@@ -67,14 +68,14 @@ class ProcessRuntime(Runtime):
         hass_command: str = "",
         *,
         default_config: Path = DEFAULT_CONFIG_DIR,
-        integration: Path = INTEGRATION_DIR,
+        integrations: tuple[Path, ...] = INTEGRATION_DIRS,
         stop_timeout: float = 30.0,
         port_release_wait: float = 10.0,
     ) -> None:
         self.root = root.resolve()
         self.hass_command = hass_command or default_hass_command()
         self.default_config = default_config
-        self.integration = integration
+        self.integrations = integrations
         self.stop_timeout = stop_timeout
         self.port_release_wait = port_release_wait
         # Children started by this service (to reap them); adopted ones are tracked by pid file only.
@@ -141,10 +142,11 @@ class ProcessRuntime(Runtime):
                 raise PortInUseError(port)
             time.sleep(0.2)
         config = self.config_dir(name)
-        # Our integration, fresh at every start: a service upgrade brings the new version along.
-        target = config / "custom_components" / self.integration.name
-        shutil.rmtree(target, ignore_errors=True)
-        shutil.copytree(self.integration, target, ignore=shutil.ignore_patterns("__pycache__"))
+        # Our integrations, fresh at every start: a service upgrade brings the new version along.
+        for integration in self.integrations:
+            target = config / "custom_components" / integration.name
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(integration, target, ignore=shutil.ignore_patterns("__pycache__"))
         _write_http_store(config, port)
 
     async def _stop(self, name: str) -> None:

@@ -416,12 +416,14 @@ def test_the_ha_images_start_script_seeds_config_and_refreshes_the_integration(
     root = Path(__file__).resolve().parents[2]
     context = tmp_path / "context"
     shutil.copytree(root / "images" / "ha" / "config", context / "config")
-    shutil.copytree(root / "custom_components" / "micropi_llm", context / "micropi_llm",
-                    ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+    for integration in ("micropi_llm", "micropi_demo"):
+        shutil.copytree(root / "custom_components" / integration, context / integration,
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
     shutil.copytree(root / "images" / "ha" / "rootfs", context / "rootfs")
     (context / "Dockerfile").write_text(
         f"FROM {STAND_IN_IMAGE}\n"
-        "COPY config/ /opt/micropi/config/\nCOPY micropi_llm/ /opt/micropi/micropi_llm/\nCOPY rootfs/ /\n"
+        "COPY config/ /opt/micropi/config/\nCOPY micropi_llm/ /opt/micropi/micropi_llm/\n"
+        "COPY micropi_demo/ /opt/micropi/micropi_demo/\nCOPY rootfs/ /\n"
     )
     image, _ = client.images.build(path=str(context), rm=True)
     volume = client.volumes.create(f"init-test-{uuid.uuid4().hex[:6]}")
@@ -436,8 +438,9 @@ def test_the_ha_images_start_script_seeds_config_and_refreshes_the_integration(
     try:
         run("/etc/cont-init.d/50-micropi")  # a new, empty volume
         assert run("cat /config/configuration.yaml") == (root / "images/ha/config/configuration.yaml").read_text()
-        manifest = json.loads(run("cat /config/custom_components/micropi_llm/manifest.json"))
-        assert manifest["domain"] == "micropi_llm"
+        for integration in ("micropi_llm", "micropi_demo"):
+            manifest = json.loads(run(f"cat /config/custom_components/{integration}/manifest.json"))
+            assert manifest["domain"] == integration
 
         # The user's configuration stays; a stale integration file does not.
         run("echo '# mine' >> /config/configuration.yaml && touch /config/custom_components/micropi_llm/old.py")

@@ -18,7 +18,7 @@ import pytest
 
 from hosting.instances import INSTANCE_MANAGER_KEY
 from hosting.runtime.base import InstanceSpec, PortInUseError, RuntimeState, ownership_labels
-from hosting.runtime.process import INTEGRATION_DIR, ProcessRuntime
+from hosting.runtime.process import INTEGRATION_DIRS, ProcessRuntime
 from hosting.settings import Settings
 from tests.hosting.conftest import start_client
 from tests.hosting.helpers import bearer, make_operator
@@ -89,9 +89,10 @@ async def test_lifecycle_and_what_hass_is_given(runtime: ProcessRuntime, monkeyp
     stable = json.loads((config / ".storage" / "http").read_text())["data"]["stable"]
     assert (stable["server_port"], stable["server_host"]) == (spec.port, ["127.0.0.1"])
     assert (config / "configuration.yaml").read_text().startswith("# MicroPi's default")
-    assert (config / "custom_components" / "micropi_llm" / "manifest.json").read_text() == (
-        INTEGRATION_DIR / "manifest.json"
-    ).read_text()
+    for integration in INTEGRATION_DIRS:  # the agent and the demo home
+        assert (config / "custom_components" / integration.name / "manifest.json").read_text() == (
+            integration / "manifest.json"
+        ).read_text()
     environment = json.loads((config / "environment.json").read_text())
     assert "MICROPI_FERNET_KEY" not in environment
 

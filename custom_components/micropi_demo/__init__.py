@@ -1,0 +1,48 @@
+"""MicroPi demo home: a few working (simulated) devices in Hungarian-named rooms, to try Assist on.
+
+Everything belongs to the one config entry: deleting "Demó otthon" under Settings -> Devices & services
+removes its devices, entities and the rooms it made (those left empty). States live in memory and
+start afresh at every HA start.
+"""
+
+from __future__ import annotations
+
+from homeassistant.components import conversation
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+
+from .const import AREAS, CONF_EXPOSED, PLATFORMS
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    """Add the devices; the first time, expose them all to Assist (the lock is not exposed by default)."""
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    if not entry.data.get(CONF_EXPOSED):
+        for entity in er.async_entries_for_config_entry(er.async_get(hass), entry.entry_id):
+            async_expose_entity(hass, conversation.DOMAIN, entity.entity_id, True)
+        hass.config_entries.async_update_entry(entry, data={**entry.data, CONF_EXPOSED: True})
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: ConfigEntry) -> bool:
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
+    """Remove the rooms the demo made, unless the household has put something of its own in them.
+    (HA removes the entry's devices and entities itself, right after this.)"""
+    areas = ar.async_get(hass)
+    devices = dr.async_get(hass)
+    entities = er.async_get(hass)
+    for name in AREAS:
+        area = areas.async_get_area_by_name(name)
+        if area is None:
+            continue
+        others = [d for d in dr.async_entries_for_area(devices, area.id) if d.config_entries != {entry.entry_id}]
+        others += [e for e in er.async_entries_for_area(entities, area.id) if e.config_entry_id != entry.entry_id]
+        if not others:
+            areas.async_delete(area.id)

@@ -1,0 +1,35 @@
+"""The demo home: which devices stand in which rooms. Hungarian names, as a MicroPi household's are."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+DOMAIN: Final = "micropi_demo"
+MANUFACTURER: Final = "MicroPi (demó)"  # shown on every device page: these are not real devices
+MODEL: Final = "Demó eszköz"
+ENTRY_TITLE: Final = "Demó otthon"
+CONF_EXPOSED: Final = "exposed"  # set once the devices were exposed to Assist (a later choice is kept)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoDevice:
+    key: str  # the device's and entity's unique id
+    platform: str
+    name: str
+    area: str
+
+
+DEVICES: Final = (
+    DemoDevice("nappali_lampa", "light", "Nappali lámpa", "Nappali"),
+    DemoDevice("halo_lampa", "light", "Hálószoba lámpa", "Hálószoba"),
+    DemoDevice("konyha_lampa", "light", "Konyhai lámpa", "Konyha"),
+    DemoDevice("termosztat", "climate", "Termosztát", "Nappali"),
+    DemoDevice("nappali_redony", "cover", "Nappali redőny", "Nappali"),
+    DemoDevice("bejarati_zar", "lock", "Bejárati ajtó", "Előszoba"),
+    DemoDevice("kavefozo", "switch", "Kávéfőző", "Konyha"),
+    DemoDevice("nappali_tv", "media_player", "Nappali tévé", "Nappali"),
+    DemoDevice("halo_homero", "sensor", "Hálószoba hőmérő", "Hálószoba"),
+)
+AREAS: Final = tuple(dict.fromkeys(device.area for device in DEVICES))
+PLATFORMS: Final = sorted({device.platform for device in DEVICES})

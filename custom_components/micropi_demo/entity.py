@@ -1,0 +1,33 @@
+"""What every demo entity shares: one device per entity, in its room, marked as a demo."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
+
+from .const import DEVICES, DOMAIN, MANUFACTURER, MODEL, DemoDevice
+
+
+class DemoEntity(Entity):
+    _attr_should_poll = False
+    _attr_has_entity_name = True
+    _attr_name = None  # the device's name is the entity's
+
+    def __init__(self, device: DemoDevice) -> None:
+        self._attr_unique_id = device.key
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, device.key)},
+            name=device.name,
+            manufacturer=MANUFACTURER,
+            model=MODEL,
+            suggested_area=device.area,
+        )
+
+
+def add_demo_entities(
+    platform: str, make: Callable[[DemoDevice], Entity], async_add_entities: AddConfigEntryEntitiesCallback
+) -> None:
+    async_add_entities([make(device) for device in DEVICES if device.platform == platform])
