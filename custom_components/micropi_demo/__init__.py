@@ -42,7 +42,8 @@ async def async_remove_entry(hass: HomeAssistant, entry: ConfigEntry) -> None:
         area = areas.async_get_area_by_name(name)
         if area is None:
             continue
-        others = [d for d in dr.async_entries_for_area(devices, area.id) if d.config_entries != {entry.entry_id}]
-        others += [e for e in er.async_entries_for_area(entities, area.id) if e.config_entry_id != entry.entry_id]
-        if not others:
+        ours = {entry.entry_id}
+        their_devices = [d for d in dr.async_entries_for_area(devices, area.id) if d.config_entries != ours]
+        their_entities = [e for e in er.async_entries_for_area(entities, area.id) if e.config_entry_id not in ours]
+        if not their_devices and not their_entities:
             areas.async_delete(area.id)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from homeassistant.components.media_player import (
+from homeassistant.components.media_player import MediaPlayerEntity
+from homeassistant.components.media_player.const import (
     MediaPlayerDeviceClass,
-    MediaPlayerEntity,
     MediaPlayerEntityFeature,
     MediaPlayerState,
 )

@@ -8,7 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -18,6 +18,9 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.util.ssl import get_default_context
 
 from .const import CONNECT_TIMEOUT, TURN_STATS_KEPT
+
+if TYPE_CHECKING:
+    from .server_status import ServerStatus
 
 
 class Failure(StrEnum):
@@ -173,6 +176,7 @@ class MicroPiData:
     """What a loaded server entry holds (`entry.runtime_data`)."""
 
     client: ollama.AsyncClient
+    status: ServerStatus
     turns: deque[TurnStats] = field(default_factory=lambda: deque(maxlen=TURN_STATS_KEPT))
 
 

@@ -74,6 +74,9 @@ SERVER_SCHEMA = vol.Schema(
         vol.Optional(CONF_API_KEY): TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD)),
     }
 )
+# Offered once the server failed the check: add the entry anyway and let the agent connect later.
+CONF_CONNECT_LATER = "connect_later"
+CONNECT_LATER_SCHEMA = SERVER_SCHEMA.extend({vol.Optional(CONF_CONNECT_LATER, default=False): BooleanSelector()})
 REAUTH_SCHEMA = vol.Schema(
     {vol.Optional(CONF_API_KEY): TextSelector(TextSelectorConfig(type=TextSelectorType.PASSWORD))}
 )
@@ -189,10 +192,17 @@ class MicroPiConfigFlow(_PullStepMixin[ConfigFlowResult], ConfigFlow, domain=DOM
         self._url = ""
         self._api_key: str | None = None
         self._models: list[str] = []
+        self._connect_later = False
 
     @override
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
-        """Ask for the server's URL and optional API key, and check them."""
+        """Ask for the server's URL and optional API key, and check them.
+
+        A server that cannot be reached is refused, as HA's flows do, with one way on: once told, the
+        person (or the hosting service provisioning a new home) may add it anyway. The agent then
+        starts without the server, answers what HA understands by itself, and says so in a repair
+        issue until the server answers (see server_status).
+        """
         errors: dict[str, str] = {}
         if user_input is not None:
             try:
@@ -202,12 +212,14 @@ class MicroPiConfigFlow(_PullStepMixin[ConfigFlowResult], ConfigFlow, domain=DOM
             else:
                 self._async_abort_entries_match({CONF_URL: url})
                 models, errors = await _async_check_server(url, api_key)
-                if not errors:
-                    self._url, self._api_key, self._models = url, api_key, models
+                later = errors == {"base": Failure.CANNOT_CONNECT} and bool(user_input.get(CONF_CONNECT_LATER))
+                if not errors or later:
+                    self._url, self._api_key, self._models, self._connect_later = url, api_key, models, later
                     return await self.async_step_model()
+        schema = CONNECT_LATER_SCHEMA if errors.get("base") == Failure.CANNOT_CONNECT else SERVER_SCHEMA
         return self.async_show_form(
             step_id="user",
-            data_schema=self.add_suggested_values_to_schema(SERVER_SCHEMA, user_input),
+            data_schema=self.add_suggested_values_to_schema(schema, user_input),
             errors=errors,
         )
 
@@ -215,7 +227,8 @@ class MicroPiConfigFlow(_PullStepMixin[ConfigFlowResult], ConfigFlow, domain=DOM
         """Choose the first agent's model from the server's list; a missing one is pulled."""
         if user_input is not None:
             model = str(user_input[CONF_MODEL]).strip()
-            if model in self._models:
+            # Without the server nothing can be pulled: a missing model is flagged once it answers.
+            if model in self._models or self._connect_later:
                 return self._create(model)
             self._start_pull(create_client(self._url, self._api_key), model, close=True)
             return await self.async_step_pull()

@@ -22,7 +22,6 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.json import json_dumps
 from homeassistant.helpers.translation import async_get_translations
 
-from . import async_update_model_issue
 from .budget import ContextBudget
 from .client import (
     TURN_ERRORS,
@@ -39,6 +38,7 @@ from .const import DOMAIN, SUBENTRY_CONVERSATION
 from .live_state import home_api
 from .local_match import async_handle_locally
 from .options import AgentOptions
+from .server_status import async_update_model_issue
 from .tool_repair import repaired_deltas
 
 _LOGGER = logging.getLogger(__name__)
@@ -256,6 +256,7 @@ class MicroPiAgent(conversation.ConversationEntity):
             stats.done_reason,
         )
         if iteration == 1:
+            self.entry.runtime_data.status.async_answered()
             async_update_model_issue(self.hass, self.entry, self.subentry.subentry_id, present=True)
 
     async def _async_failed(
@@ -273,6 +274,8 @@ class MicroPiAgent(conversation.ConversationEntity):
                 failure,
                 str(err) or type(err).__name__,
             )
+        if failure is Failure.CANNOT_CONNECT:
+            self.entry.runtime_data.status.async_failed(Failure.CANNOT_CONNECT, err, log=False)
         if failure is Failure.MODEL_NOT_FOUND:
             async_update_model_issue(self.hass, self.entry, self.subentry.subentry_id, present=False)
         text = await async_spoken_error(self.hass, user_input.language, failure)

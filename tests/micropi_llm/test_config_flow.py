@@ -78,10 +78,39 @@ async def test_bad_url_then_unreachable_then_fixed_loses_nothing(hass: HomeAssis
         dead_url = gone.url
     result = await _configure(hass, flow_id, {CONF_URL: dead_url, CONF_API_KEY: "k"})
     assert result["errors"] == {"base": "cannot_connect"}
-    suggested = {str(key): key.description["suggested_value"] for key in result["data_schema"].schema}
-    assert suggested == {CONF_URL: dead_url, CONF_API_KEY: "k"}  # what was typed is still there
+    suggested = {str(key): (key.description or {}).get("suggested_value") for key in result["data_schema"].schema}
+    assert suggested == {CONF_URL: dead_url, CONF_API_KEY: "k", "connect_later": None}  # what was typed stays
     result = await _configure(hass, flow_id, {CONF_URL: wire.url})
     assert result["step_id"] == "model"
+
+
+async def test_unreachable_server_can_be_added_anyway_and_is_used_once_it_answers(hass: HomeAssistant) -> None:
+    server = OllamaWireServer(models=[DEFAULT_MODEL])
+    await server.start()
+    port = int(server.url.rsplit(":", 1)[1])
+    await server.stop()
+    flow_id = await _start(hass)
+    assert "connect_later" not in {str(key) for key in (await _start_schema(hass))}  # only after a failed check
+    result = await _configure(hass, flow_id, {CONF_URL: server.url})
+    assert result["errors"] == {"base": "cannot_connect"}
+    assert "connect_later" in {str(key) for key in result["data_schema"].schema}
+    result = await _configure(hass, flow_id, {CONF_URL: server.url, "connect_later": True})
+    assert result["type"] is FlowResultType.FORM and result["step_id"] == "model"
+    result = await _configure(hass, flow_id, {CONF_MODEL: DEFAULT_MODEL})  # nothing to pull from: saved as is
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()
+    entry = result["result"]
+    assert entry.state is ConfigEntryState.LOADED
+    assert hass.states.get("conversation.micropi") is not None
+    await server.start(port)
+    assert server.hits.count(("POST", "/api/pull")) == 0
+    await server.stop()
+
+
+async def _start_schema(hass: HomeAssistant) -> Any:
+    result = await hass.config_entries.flow.async_init(DOMAIN, context={"source": config_entries.SOURCE_USER})
+    hass.config_entries.flow.async_abort(result["flow_id"])
+    return result["data_schema"].schema
 
 
 async def test_something_else_than_ollama_cannot_connect(hass: HomeAssistant, wire: OllamaWireServer) -> None:

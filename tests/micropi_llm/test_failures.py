@@ -156,11 +156,14 @@ async def test_unreachable(
     assert speech(result) == SPOKEN["cannot_connect"][0]
     [warning] = _our_warnings(caplog)
     assert "failed (cannot_connect)" in warning
-    # Back on the same port: the conversation goes on.
+    issue_id = f"server_unreachable_{entry.entry_id}"
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is not None  # the household is told
+    # Back on the same port: the conversation goes on, and the issue goes.
     port = int(wire.url.rsplit(":", 1)[1])
     await wire.start(port)
     wire.responder = script(Reply("Újra itt."))
     assert speech(await async_ask(hass, "Itt vagy?", conversation_id=result.conversation_id)) == "Újra itt."
+    assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
 
 
 async def test_tool_loop_is_bounded(

@@ -9,14 +9,16 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.loader import async_get_integration
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 from pytest_homeassistant_custom_component.components.diagnostics import get_diagnostics_for_config_entry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from bench.ollama_wire import DEFAULT_MODEL, OllamaWireServer, Reply
 from custom_components.micropi_llm.const import DOMAIN
+from custom_components.micropi_llm.server_status import RECHECK
 
-from .home import Home, async_ask, async_setup_agent, script
+from .home import Home, async_ask, async_setup_agent, is_error, script, speech
 
 
 async def test_integration_is_found(hass: HomeAssistant) -> None:
@@ -41,27 +43,67 @@ async def test_entry_loads_and_unloads(hass: HomeAssistant, wire: OllamaWireServ
     assert hass.states.get("conversation.micropi").state == "unavailable"
 
 
-async def test_server_down_at_start_up_is_retried(hass: HomeAssistant, caplog: pytest.LogCaptureFixture) -> None:
+async def test_server_down_at_start_up_degrades_and_recovers_without_a_restart(
+    hass: HomeAssistant, home: Home
+) -> None:
     server = OllamaWireServer()
     await server.start()
-    url = server.url
+    port = int(server.url.rsplit(":", 1)[1])
     await server.stop()
-    entry = await async_setup_agent(hass, url)
-    assert entry.state is ConfigEntryState.SETUP_RETRY  # ConfigEntryNotReady
-    assert entry.reason is not None and "is not reachable" in entry.reason
+    entry = await async_setup_agent(hass, server.url)
+    # Unlike core ollama (ConfigEntryNotReady), the agent is there: local commands work without the server.
+    assert entry.state is ConfigEntryState.LOADED
+    assert hass.states.get("conversation.micropi") is not None
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"server_unreachable_{entry.entry_id}")
+    assert issue is not None and issue.translation_key == "server_unreachable"
+    assert issue.translation_placeholders == {"url": server.url, "error": "cannot_connect"}
+    result = await async_ask(hass, "Kapcsold fel a konyhai lámpát")
+    assert not is_error(result), speech(result)
+    assert hass.states.get(home.kitchen_light).state == "on"
+    # A sentence for the model gets the short spoken error, in the user's language.
+    assert speech(await async_ask(hass, "Mesélj egy viccet")) == "Sajnos most nem érem el a nyelvi modell szerverét."
 
-    async with OllamaWireServer() as again:
-        # The server is back on another port: the user moves the entry there (reconfigure does this).
-        hass.config_entries.async_update_entry(entry, data={CONF_URL: again.url})
-        await hass.config_entries.async_reload(entry.entry_id)
-        await hass.async_block_till_done()
-        assert entry.state is ConfigEntryState.LOADED
+    # The server comes back on the same address: the periodic check clears the issue by itself...
+    await server.start(port)
+    async_fire_time_changed(hass, dt_util.utcnow() + RECHECK)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"server_unreachable_{entry.entry_id}") is None
+    # ...and the model answers, with no reload.
+    server.responder = script(Reply("Itt vagyok."))
+    assert speech(await async_ask(hass, "Mesélj egy viccet")) == "Itt vagyok."
+    # Down again while nobody talks: the check raises the issue again.
+    await server.stop()
+    async_fire_time_changed(hass, dt_util.utcnow() + RECHECK)
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"server_unreachable_{entry.entry_id}") is not None
 
 
-async def test_server_error_at_start_up_is_retried(hass: HomeAssistant) -> None:
+async def test_a_turn_that_reaches_the_server_clears_the_issue(hass: HomeAssistant) -> None:
+    server = OllamaWireServer()
+    await server.start()
+    port = int(server.url.rsplit(":", 1)[1])
+    await server.stop()
+    entry = await async_setup_agent(hass, server.url)
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"server_unreachable_{entry.entry_id}") is not None
+    await server.start(port)
+    server.responder = script(Reply("Megvagyok."))
+    assert speech(await async_ask(hass, "Hogy vagy?")) == "Megvagyok."  # before any periodic check
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"server_unreachable_{entry.entry_id}") is None
+    await server.stop()
+
+
+async def test_wrong_key_at_start_up_asks_for_a_new_one(hass: HomeAssistant) -> None:
+    async with OllamaWireServer(token="s3cret") as server:
+        entry = await async_setup_agent(hass, server.url, api_key="wrong")
+        assert entry.state is ConfigEntryState.SETUP_ERROR  # ConfigEntryAuthFailed: a reauth flow starts
+        assert [flow["context"]["source"] for flow in hass.config_entries.flow.async_progress()] == ["reauth"]
+
+
+async def test_server_error_at_start_up_degrades(hass: HomeAssistant) -> None:
     async with OllamaWireServer() as server:
         entry = await async_setup_agent(hass, f"{server.url}/behind-a-broken-proxy")
-        assert entry.state is ConfigEntryState.SETUP_RETRY
+        assert entry.state is ConfigEntryState.LOADED
+        assert ir.async_get(hass).async_get_issue(DOMAIN, f"server_unreachable_{entry.entry_id}") is not None
 
 
 async def test_missing_model_raises_a_repair_issue_that_clears(hass: HomeAssistant, home: Home) -> None:
