@@ -109,13 +109,16 @@ class Accounts:
             audit.record(session, "login", actor_user_id=user.id, target=user.email, ip=ip)
             return self._issue_tokens(session, user)
 
-    async def give_instance(self, user: User, password: str, time_zone: str | None, ip: str) -> Instance | None:
+    async def give_instance(
+        self, user: User, password: str, time_zone: str | None, ip: str, *, demo: bool | None = None
+    ) -> Instance | None:
         """A new user's instance (port allocated now, provisioning in the background), onboarded in
-        `time_zone` (default: the service's). PortPoolExhausted: the account stays, without one for now."""
+        `time_zone` (default: the service's), with the demo home if `demo` (default: the service's).
+        PortPoolExhausted: the account stays, without one for now."""
         if self.instances is None:
             return None
         try:
-            await self.instances.ensure_for_user(user, password, time_zone=time_zone)
+            await self.instances.ensure_for_user(user, password, time_zone=time_zone, demo=demo)
         except PortPoolExhausted:
             await self.record("instance_pool_exhausted", user.id, user.email, ip)
             raise

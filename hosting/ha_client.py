@@ -19,7 +19,12 @@ _ids = itertools.count(1)
 
 
 class HomeAssistantError(Exception):
-    """HA answered, but not as expected (the message says what)."""
+    """HA answered, but not as expected (the message says what). `retryable`: it may well work later
+    (HA answered 5xx while starting up or overloaded, or was slow to set something up)."""
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class HomeAssistantClient:
@@ -47,7 +52,9 @@ class HomeAssistantClient:
         ):
             if response.status >= 400:
                 text = (await response.text())[:300]
-                raise HomeAssistantError(f"HA could not {method} {path}: HTTP {response.status}: {text}")
+                raise HomeAssistantError(
+                    f"HA could not {method} {path}: HTTP {response.status}: {text}", retryable=response.status >= 500
+                )
             return await response.json() if response.content_type == "application/json" else None
 
     async def ws(self, *commands: dict[str, Any]) -> list[Any]:
@@ -89,9 +96,11 @@ class HomeAssistantClient:
         *,
         start: Mapping[str, Any] | None = None,
         refused_hint: str = "",
+        on_refused: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
     ) -> dict[str, Any]:
         """Runs `handler`'s config flow through HA's REST API, answering each form by its step id; waits
-        through progress steps (e.g. a model being pulled). Returns the created entry."""
+        through progress steps (e.g. a model being pulled). A form that refused the input is given
+        `on_refused`'s answer instead, if it has one. Returns the created entry."""
         pending = dict(answers)
         result = await self.request("POST", "/api/config/config_entries/flow", {"handler": handler, **(start or {})})
         while True:
@@ -109,6 +118,9 @@ class HomeAssistantClient:
             if kind != "form":
                 raise HomeAssistantError(f"the {handler} flow gave an unexpected result {kind!r}")
             if result.get("errors"):
+                if on_refused is not None and (answer := on_refused(result)) is not None:
+                    result = await self.request("POST", f"/api/config/config_entries/flow/{flow_id}", answer)
+                    continue
                 raise HomeAssistantError(
                     f"the {handler} form {result.get('step_id')!r} refused the input: {result['errors']}{refused_hint}"
                 )
@@ -148,7 +160,7 @@ class HomeAssistantClient:
                 if await fits(entity):
                     return str(entity["entity_id"])
             if time.monotonic() > deadline:
-                raise HomeAssistantError(missing)
+                raise HomeAssistantError(missing, retryable=True)  # HA was slow to set the entry up
             await asyncio.sleep(0.5)
 
 

@@ -28,10 +28,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from hosting import metrics
+from hosting.assistant import NOT_SET_UP, AssistantState, AssistantStates
 from hosting.db.models import Instance, User, new_id
 from hosting.ports import PortPoolExhausted, free_port_count, insert_with_port, port_pool
 from hosting.provision import STEPS, Provisioner, ProvisionError, ProvisionTarget
-from hosting.reconcile import ReconcileReport, reconcile
+from hosting.reconcile import ReconcileReport, reconcile, restart_delay
 from hosting.runtime.base import (
     InstanceSpec,
     Runtime,
@@ -78,6 +79,7 @@ class InstanceConfig:
     ollama_api_key: str = ""
     ollama_model: str = "ministral-3:3b-instruct-2512-q4_K_M"
     time_zone: str = "Europe/Budapest"
+    demo_home: bool = False  # whether a sign-up that does not say gets the demo home
     reconcile_interval: float = 30.0
     ready_timeout: float = 300.0  # seconds for a fresh HA to answer
     backoff_base: float = 10.0  # seconds before the second restart of a dying instance; doubles each time
@@ -95,6 +97,7 @@ class InstanceConfig:
             ollama_api_key=settings.ollama_api_key,
             ollama_model=settings.ollama_model,
             time_zone=settings.time_zone,
+            demo_home=settings.demo_home,
             reconcile_interval=settings.reconcile_interval,
         )
 
@@ -113,6 +116,7 @@ class InstanceManager:
         self.config = config
         self.pool = port_pool(config.port_range)
         self.orphans: list[RuntimeInstance] = []  # from the last reconciliation, for operators
+        self.assistants = AssistantStates()
         self._locks: dict[str, asyncio.Lock] = {}
         self._provisioning: dict[str, asyncio.Task[None]] = {}
         self._reconciler: asyncio.Task[None] | None = None
@@ -195,6 +199,13 @@ class InstanceManager:
             instance: Instance | None = await session.scalar(select(Instance).where(Instance.user_id == user_id))
         return instance
 
+    async def assistant_state(self, instance: Instance) -> AssistantState:
+        """The voice assistant's state in a ready instance, read from its HA (see hosting.assistant)."""
+        if instance.status != "ready" or instance.ha_token_encrypted is None:
+            return NOT_SET_UP
+        token = self.secrets.decrypt(instance.ha_token_encrypted)
+        return await self.assistants.state(self.runtime.service_url(self.spec_for(instance)), token)
+
     def spec_for(self, instance: Instance) -> InstanceSpec:
         return InstanceSpec(
             name=instance.name,
@@ -225,13 +236,17 @@ class InstanceManager:
 
     # ---- sign-up and provisioning --------------------------------------------------------------------
 
-    async def ensure_for_user(self, user: User, password: str, time_zone: str | None = None) -> Instance:
+    async def ensure_for_user(
+        self, user: User, password: str, time_zone: str | None = None, demo: bool | None = None
+    ) -> Instance:
         """The user's instance: made now if they have none (raises PortPoolExhausted when full), then
-        provisioned in the background. Idempotent: a second call returns the same instance."""
+        provisioned in the background, with the demo home if `demo` (default: the service's setting).
+        Idempotent: a second call returns the same instance."""
         existing = await self.status(user.id)
         if existing is None:
             uses_images = self.runtime.uses_images
             zone = time_zone or self.config.time_zone
+            with_demo = self.config.demo_home if demo is None else demo
 
             def make_row(port: int) -> Instance:
                 instance = Instance(id=new_id(), user_id=user.id, port=port, status="provisioning")
@@ -239,7 +254,7 @@ class InstanceManager:
                 instance.url = f"http://{self.config.public_host}:{port}"
                 instance.image = self.config.image if uses_images else "process"
                 instance.status_reason = "starting Home Assistant"
-                instance.provision_state = json.dumps({"time_zone": zone, "steps": {}})
+                instance.provision_state = json.dumps({"time_zone": zone, "demo": with_demo, "steps": {}})
                 instance.owner_password_encrypted = self.secrets.encrypt(password)
                 return instance
 
@@ -288,6 +303,7 @@ class InstanceManager:
                         ollama_url=self.config.ollama_url,
                         ollama_model=self.config.ollama_model,
                         ollama_api_key=self.config.ollama_api_key,
+                        demo=bool(state.get("demo")),  # False for homes made before there was a demo
                     ),
                     done=state.get("steps", {}),
                     password=self._decrypt(instance.owner_password_encrypted),
@@ -295,14 +311,20 @@ class InstanceManager:
                     record=lambda step, data, token: self._record_step(instance_id, step, data, token),
                 )
                 await provisioner.run()
-            except (RuntimeFailure, ProvisionError) as err:
-                await self._provisioning_failed(instance_id, str(err))
+            except ProvisionError as err:
+                await self._provisioning_failed(instance_id, err)
+                return
+            except RuntimeFailure as err:  # HA did not start, or not in time: worth another go
+                await self._provisioning_failed(instance_id, ProvisionError(str(err), retryable=True))
                 return
             except Exception as err:  # recorded on the instance for the user and the operator
                 _LOGGER.exception("provisioning %s failed unexpectedly", instance.name)
-                await self._provisioning_failed(instance_id, f"unexpected error: {type(err).__name__}: {err}")
+                await self._provisioning_failed(
+                    instance_id, ProvisionError(f"unexpected error: {type(err).__name__}: {err}")
+                )
                 return
             # The owner exists and the service has its own token: the sign-up password goes.
+            await self._set_failure(instance_id, None)
             await self.update(
                 instance_id, status="ready", status_reason="", health="healthy", owner_password_encrypted=None
             )
@@ -310,10 +332,45 @@ class InstanceManager:
             metrics.PROVISIONING_SECONDS.labels(kind).observe(elapsed)
             _LOGGER.info("%s is ready at %s, %.1f s after sign-up", instance.name, instance.url, elapsed)
 
-    async def _provisioning_failed(self, instance_id: str, reason: str) -> None:
-        _LOGGER.warning("provisioning %s failed: %s", instance_id, reason)
+    async def _provisioning_failed(self, instance_id: str, err: ProvisionError) -> None:
+        """`error`, with the household's message as the reason and the operator's detail kept in the
+        provisioning state; a retryable failure gets its next attempt time (reconciliation retries it)."""
+        failure = await self._set_failure(instance_id, err)
+        _LOGGER.warning(
+            "provisioning %s failed (%s): %s", instance_id,
+            f"attempt {failure['attempts']}, retried from {failure['next_retry_at']}" if err.retryable else "permanent",
+            err,
+        )  # fmt: skip
         metrics.PROVISIONING_FAILURES.labels(self.runtime.kind).inc()
-        await self.update(instance_id, status="error", status_reason=reason)
+        await self.update(instance_id, status="error", status_reason=err.household)
+
+    async def _set_failure(self, instance_id: str, err: ProvisionError | None) -> dict[str, Any]:
+        """Record (or, with None, clear) the last provisioning failure in the instance's provisioning state."""
+        async with self.sessions() as session, session.begin():
+            instance = await session.get(Instance, instance_id)
+            if instance is None:
+                return {}
+            state = json.loads(instance.provision_state or "{}")
+            if err is None:
+                state.pop("failure", None)
+                instance.provision_state = json.dumps(state)
+                return {}
+            attempts = int(state.get("failure", {}).get("attempts", 0)) + 1
+            delay = restart_delay(attempts, self.config.backoff_base, self.config.backoff_ceiling)
+            failure = {
+                "detail": str(err),
+                "retryable": err.retryable,
+                "attempts": attempts,
+                "next_retry_at": (datetime.now(UTC) + delay).isoformat() if err.retryable else None,
+            }
+            state["failure"] = failure
+            instance.provision_state = json.dumps(state)
+            return failure
+
+    async def retry_provisioning(self, instance_id: str) -> None:
+        """Provision an instance in `error` again, from where it stopped (reconciliation, for retryable failures)."""
+        await self.update(instance_id, status="provisioning", status_reason="trying again to set up Home Assistant")
+        self.resume_provisioning(instance_id)
 
     async def _record_step(self, instance_id: str, step: str, data: dict[str, Any], token: str | None) -> None:
         async with self.sessions() as session, session.begin():

@@ -6,15 +6,20 @@ between HA doing a step and us recording it), so nothing is repeated:
 
   owner          POST /api/onboarding/users: the owner account, the user's email as username and the
                  password they signed up with, language hu
-  core_config    websocket config/core/update (time zone, language hu, metric), then
+  core_config    websocket config/core/update (time zone, its country, language hu, metric), then
                  POST /api/onboarding/core_config
   analytics      POST /api/onboarding/analytics without opting in: analytics stays off
   integration    POST /api/onboarding/integration (the last onboarding step)
   token          websocket auth/long_lived_access_token: the service's own token (stored encrypted)
   ollama_entry   our `micropi_llm` entry (URL, key, model) through /api/config/config_entries/flow; it
-                 comes with its default agent
+                 comes with its default agent. A model server that does not answer does not stop a new
+                 home: the flow refuses it once, as it does for a person, and offers "connect later",
+                 which we take (the agent then answers what HA understands by itself and says the rest
+                 is unavailable until the server answers; the entry needs no later step of ours)
   agent          the agent's conversation entity, looked up in the entity registry
   assist         the preferred Assist pipeline uses the agent, language hu
+  demo           when the sign-up asked for it: the `micropi_demo` entry (a few simulated devices in
+                 Hungarian-named rooms; deleting that one entry in HA removes them all)
 
 A step recorded as done is checked against HA before it is skipped (the token still works, the entry and
 the entity still exist...): HA writes part of its state (users, tokens) a second after a change, so an
@@ -28,9 +33,11 @@ caller keeps the password (encrypted) until provisioning has finished, and erase
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,16 +46,33 @@ from hosting.ha_client import HomeAssistantClient, HomeAssistantError, in_domain
 
 _LOGGER = logging.getLogger(__name__)
 
-STEPS = ("owner", "core_config", "analytics", "integration", "token", "ollama_entry", "agent", "assist")
+STEPS = ("owner", "core_config", "analytics", "integration", "token", "ollama_entry", "agent", "assist", "demo")
 ONBOARDING_STEPS = {"owner": "user", "core_config": "core_config", "analytics": "analytics",
                     "integration": "integration"}  # fmt: skip
 LANGUAGE = "hu"
 INTEGRATION_DOMAIN = "micropi_llm"
+DEMO_DOMAIN = "micropi_demo"
+CONNECT_LATER = "connect_later"  # the micropi_llm flow's field, offered after a failed connection check
 SERVICE_CLIENT_NAME = "MicroPi hosting"  # what HA lists the service's long-lived token as
 
 
 class ProvisionError(Exception):
-    """A provisioning step failed; the message names the step and why."""
+    """A provisioning step failed; the message names the step and why (the operator's detail).
+
+    `retryable`: the same run may well succeed later (HA was slow or went away, a connection failed);
+    reconciliation retries those. `household` says, in words a household can act on, what happened and
+    what to do (the operator's detail stays for operators)."""
+
+    def __init__(self, message: str, *, retryable: bool = False, household: str = "") -> None:
+        super().__init__(message)
+        self.retryable = retryable
+        self.household = household or (
+            "Setting up your Home Assistant is taking longer than it should; we try again by ourselves, "
+            "nothing to do on your side."
+            if retryable
+            else "Your Home Assistant could not be set up; this is on our side. Ask the operator, who has the "
+            "details, or try again later (POST /api/me/instance/restart)."
+        )
 
 
 @dataclass(frozen=True)
@@ -59,6 +83,7 @@ class ProvisionTarget:
     ollama_url: str
     ollama_model: str
     ollama_api_key: str = ""
+    demo: bool = False  # add the demo home
 
 
 # Persists progress: (step name, data to keep for it, service token when the `token` step made one).
@@ -101,8 +126,10 @@ class Provisioner:
                 except ProvisionError:
                     raise
                 except HomeAssistantError as err:
-                    raise ProvisionError(f"step {step}: {err}") from err
-                except (aiohttp.ClientError, TimeoutError, ValueError, KeyError, TypeError) as err:
+                    raise ProvisionError(f"step {step}: {err}", retryable=err.retryable) from err
+                except (aiohttp.ClientError, TimeoutError) as err:  # HA went away or was too slow: again later
+                    raise ProvisionError(f"step {step}: {type(err).__name__}: {err}", retryable=True) from err
+                except (ValueError, KeyError, TypeError) as err:  # HA answered something we do not understand
                     raise ProvisionError(f"step {step}: {type(err).__name__}: {err}") from err
                 # The `token` step's record carries the new token: it is stored (encrypted) at once.
                 await self._mark(step, data, self._service_token if step == "token" else None)
@@ -136,6 +163,9 @@ class Provisioner:
                 listing = await self._ws(self._token(), {"type": "assist_pipeline/pipeline/list"})
                 preferred = [p for p in listing["pipelines"] if p["id"] == listing.get("preferred_pipeline")]
                 return bool(preferred) and preferred[0]["conversation_engine"] == self.done["agent"]["entity_id"]
+            case "demo" if self.done[step].get("entry_id"):
+                entries = await self._get("/api/config/config_entries/entry", params={"domain": DEMO_DOMAIN})
+                return any(entry["entry_id"] == self.done[step]["entry_id"] for entry in entries)
         return True
 
     async def _mark(self, step: str, data: dict[str, Any], token: str | None = None) -> None:
@@ -160,11 +190,11 @@ class Provisioner:
         return {}
 
     async def _step_core_config(self) -> dict[str, Any]:
-        await self._ws(
-            await self._owner_token(),
-            {"type": "config/core/update", "time_zone": self.target.time_zone, "language": LANGUAGE,
-             "unit_system": "metric"},
-        )  # fmt: skip
+        update = {"type": "config/core/update", "time_zone": self.target.time_zone, "language": LANGUAGE,
+                  "unit_system": "metric"}  # fmt: skip
+        if country := country_of(self.target.time_zone):  # else HA asks the household for it (a repair)
+            update["country"] = country
+        await self._ws(await self._owner_token(), update)
         await self._onboarding_post("core_config", {})
         return {"time_zone": self.target.time_zone}
 
@@ -199,13 +229,35 @@ class Provisioner:
             | ({"api_key": self.target.ollama_api_key} if self.target.ollama_api_key else {}),
             "model": {"model": self.target.ollama_model},
         }
-        entry = await self._ha().config_flow(
-            INTEGRATION_DOMAIN,
-            answers,
-            start={"show_advanced_options": False},
-            refused_hint=f" (is Ollama reachable at {self.target.ollama_url} from the instance?)",
-        )
-        return {"entry_id": entry["entry_id"]}
+        later: list[bool] = []
+
+        def connect_later(form: dict[str, Any]) -> dict[str, Any] | None:
+            """The model server does not answer (yet): the home is set up all the same (once asked)."""
+            fields = [item.get("name") for item in form.get("data_schema") or []]
+            if form.get("step_id") != "user" or CONNECT_LATER not in fields or later:
+                return None
+            _LOGGER.info("%s: no model server answers at %s yet; the agent connects when one does",
+                         self.target.base_url, self.target.ollama_url)  # fmt: skip
+            later.append(True)
+            return {**answers["user"], CONNECT_LATER: True}
+
+        try:
+            entry = await self._ha().config_flow(
+                INTEGRATION_DOMAIN,
+                answers,
+                start={"show_advanced_options": False},
+                refused_hint=f" (model server {self.target.ollama_url}, model {self.target.ollama_model})",
+                on_refused=connect_later,
+            )
+        except HomeAssistantError as err:
+            if err.retryable:
+                raise
+            raise ProvisionError(
+                f"step ollama_entry: {err}",
+                household="Your Home Assistant is there, but its voice assistant could not be connected to our "
+                "language model service. This is on our side: the operator has the details.",
+            ) from err
+        return {"entry_id": entry["entry_id"], "connected": not later}
 
     async def _step_agent(self) -> dict[str, Any]:
         entry_id = self.done["ollama_entry"]["entry_id"]
@@ -242,6 +294,15 @@ class Provisioner:
         )
         return {"pipeline_id": preferred["id"]}
 
+    async def _step_demo(self) -> dict[str, Any]:
+        if not self.target.demo:
+            return {"entry_id": None}
+        existing = await self._get("/api/config/config_entries/entry", params={"domain": DEMO_DOMAIN})
+        if existing:
+            return {"entry_id": existing[0]["entry_id"]}
+        entry = await self._ha().config_flow(DEMO_DOMAIN, {"user": {}})  # its one confirmation
+        return {"entry_id": entry["entry_id"]}
+
     # ---- HA's APIs -----------------------------------------------------------------------------------
 
     def _session(self) -> aiohttp.ClientSession:
@@ -252,7 +313,9 @@ class Provisioner:
         if self._password is None:
             raise ProvisionError(
                 "the owner's password is no longer stored, so the owner cannot log in to finish onboarding; "
-                "delete and re-create the instance"
+                "delete and re-create the instance",
+                household="Setting up your Home Assistant stopped half-way and cannot be resumed. Ask the "
+                "operator to create it again; your account is fine.",
             )
         return self._password
 
@@ -319,5 +382,20 @@ class Provisioner:
 async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
     if response.status >= 400:
         text = (await response.text())[:300]
-        raise ProvisionError(f"HA could not {what}: HTTP {response.status}: {text}")
+        # 5xx: HA is starting up or overloaded, worth another go; 4xx: it refused what we sent.
+        raise ProvisionError(f"HA could not {what}: HTTP {response.status}: {text}", retryable=response.status >= 500)
     return await response.json()
+
+
+ZONE_TABLES = (Path("/usr/share/zoneinfo/zone.tab"),)  # IANA's zone -> country table (Debian's tzdata)
+
+
+def country_of(time_zone: str) -> str | None:
+    """The ISO country code IANA's table gives the time zone (Europe/Budapest -> HU), if it gives one."""
+    for table in ZONE_TABLES:
+        with contextlib.suppress(OSError):
+            for line in table.read_text().splitlines():
+                fields = line.split("\t")
+                if len(fields) >= 3 and not line.startswith("#") and fields[2] == time_zone:
+                    return fields[0]
+    return None

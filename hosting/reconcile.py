@@ -7,7 +7,11 @@ periodically by `InstanceManager`.
 - `provisioning` instance with no provisioning task (the service stopped mid-way): provisioning
   resumes where it stopped.
 - `deleting` instance (the service stopped mid-way): the deletion is finished.
-- `stopped` and `error` instances are left as they are (an operator or the user acts on them).
+- `error` instance whose provisioning failed for a reason that may pass (HA not up in time, a
+  connection error in a step; `ProvisionError.retryable`): provisioning is tried again from where it
+  stopped once its back-off is over (the same doubling as restarts, counted in the failure's
+  `attempts`). A permanent error stays, with its household message and the operator's detail.
+- `stopped` instances are left as they are (an operator or the user acts on them).
 - A runtime instance carrying our labels with no row (an orphan) is REPORTED - logged, counted in
   `micropi_orphan_instances`, listed for operators - and never deleted: it may hold a user's data.
 """
@@ -15,6 +19,7 @@ periodically by `InstanceManager`.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -53,6 +58,7 @@ class Fleet(Protocol):
     async def get(self, instance_id: str) -> Instance: ...
     async def update(self, instance_id: str, **changes: Any) -> None: ...
     def resume_provisioning(self, instance_id: str) -> None: ...
+    async def retry_provisioning(self, instance_id: str) -> None: ...
     async def delete(self, instance_id: str) -> None: ...
 
 
@@ -61,6 +67,7 @@ class ReconcileReport:
     restarted: list[str] = field(default_factory=list)
     backing_off: list[str] = field(default_factory=list)
     resumed: list[str] = field(default_factory=list)
+    retried: list[str] = field(default_factory=list)
     deleted: list[str] = field(default_factory=list)
     orphans: list[RuntimeInstance] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
@@ -92,6 +99,9 @@ async def reconcile(manager: Fleet) -> ReconcileReport:
                 case "provisioning":
                     manager.resume_provisioning(instance.id)
                     report.resumed.append(instance.name)
+                case "error" if _retry_due(instance):
+                    await manager.retry_provisioning(instance.id)
+                    report.retried.append(instance.name)
                 case "ready":
                     async with manager.lock(instance.id):
                         current = await manager.get(instance.id)  # an operation may have changed it meanwhile
@@ -103,6 +113,14 @@ async def reconcile(manager: Fleet) -> ReconcileReport:
             _LOGGER.warning("reconciling %s failed: %s", instance.name, err)
             report.failed[instance.name] = str(err)
     return report
+
+
+def _retry_due(instance: Instance) -> bool:
+    """A retryable provisioning failure whose back-off is over."""
+    failure = json.loads(instance.provision_state or "{}").get("failure") or {}
+    if not failure.get("retryable") or not failure.get("next_retry_at"):
+        return False
+    return datetime.now(UTC) >= datetime.fromisoformat(failure["next_retry_at"])
 
 
 async def _keep_running(manager: Fleet, instance: Instance, report: ReconcileReport) -> None:

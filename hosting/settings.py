@@ -72,6 +72,9 @@ class Settings:
     ollama_api_key: str = field(default="", repr=False)
     ollama_model: str = "ministral-3:3b-instruct-2512-q4_K_M"
     time_zone: str = "Europe/Budapest"
+    # Whether a sign-up that does not say gets the demo home (a few simulated devices to try Assist on):
+    # on in the embedded run command (scripts/run.sh), off in production (compose.yaml).
+    demo_home: bool = False
     reconcile_interval: float = 30.0
     # docker runtime: a network each HA container joins besides its private one, to reach Ollama by name.
     docker_network: str = ""
@@ -178,6 +181,7 @@ class Settings:
             ollama_api_key=env.get("MICROPI_OLLAMA_API_KEY", "").strip(),
             ollama_model=text("MICROPI_OLLAMA_MODEL", "ministral-3:3b-instruct-2512-q4_K_M"),
             time_zone=text("MICROPI_TIME_ZONE", "Europe/Budapest"),
+            demo_home=flag("MICROPI_DEMO_HOME", False),
             reconcile_interval=number("MICROPI_RECONCILE_INTERVAL", 30.0, float),
             docker_network=text("MICROPI_DOCKER_NETWORK", ""),
             relay_bind_host=relay_bind_host,

@@ -68,7 +68,9 @@ async def signup(call: Call) -> web.Response:
     except EmailTaken:
         raise ApiError(409, "email_taken", "an account with this email already exists; log in instead") from None
     try:
-        instance = await service.give_instance(user, password, call.body.get("time_zone"), call.ip)
+        instance = await service.give_instance(
+            user, password, call.body.get("time_zone"), call.ip, demo=call.body.get("demo")
+        )
     except PortPoolExhausted:
         raise ApiError(
             503,

@@ -8,10 +8,15 @@ from hosting import audit
 from hosting.api.endpoint import Call, Endpoint, Reply
 from hosting.api.instance_access import instance_errors, instance_manager, load_instance
 from hosting.api.views import instance_view
+from hosting.instances import INSTANCE_MANAGER_KEY
 
 
 async def get_my_instance(call: Call) -> web.Response:
-    return web.json_response(instance_view(await load_instance(call, user_id=call.me.id)))
+    instance = await load_instance(call, user_id=call.me.id)
+    view = instance_view(instance)
+    if (manager := call.app.get(INSTANCE_MANAGER_KEY)) is not None:
+        view["assistant"] = (await manager.assistant_state(instance)).as_dict()
+    return web.json_response(view)
 
 
 async def restart_my_instance(call: Call) -> web.Response:
@@ -28,7 +33,8 @@ ENDPOINTS = [
         "GET",
         "/api/me/instance",
         get_my_instance,
-        "The caller's Home Assistant: status (provisioning, ready, error with the reason), URL, health",
+        "The caller's Home Assistant: status (provisioning, ready, error with the reason), URL, health, "
+        "and its voice assistant's state (ready, model_server_unreachable, model_missing...)",
         "me",
         responses={200: Reply("the instance", "Instance"), 404: Reply("the caller has no instance", "Error")},
     ),

@@ -37,7 +37,7 @@ async def list_users(call: Call) -> web.Response:
 async def list_instances(call: Call) -> web.Response:
     async with call.sessions() as session:
         instances = await session.scalars(select(Instance).order_by(Instance.created_at, Instance.id))
-        return web.json_response({"instances": [instance_view(i) for i in instances]})
+        return web.json_response({"instances": [instance_view(i, operator=True) for i in instances]})
 
 
 async def list_orphans(call: Call) -> web.Response:
@@ -72,7 +72,8 @@ async def _call_manager(call: Call, manager: InstanceManager, instance: Instance
 
 async def _operated(call: Call, action: str) -> web.Response:
     instance = await _operate(call, action)
-    return web.json_response(instance_view(await load_instance(call, instance_id=instance.id)), status=202)
+    view = instance_view(await load_instance(call, instance_id=instance.id), operator=True)
+    return web.json_response(view, status=202)
 
 
 async def start_instance(call: Call) -> web.Response:
@@ -140,7 +141,8 @@ async def restore_instance(call: Call) -> web.Response:
         audit.record(
             session, "instance_restore", actor_user_id=call.me.id, target=instance.name, ip=call.ip, bytes=size
         )
-    return web.json_response(instance_view(await load_instance(call, instance_id=instance.id)), status=202)
+    view = instance_view(await load_instance(call, instance_id=instance.id), operator=True)
+    return web.json_response(view, status=202)
 
 
 _ONE = "/api/operator/instances/{instance_id}"

@@ -91,6 +91,11 @@ SIGNUP = vol.Schema(
         vol.Optional(
             "time_zone", description="your HA's IANA time zone, e.g. Europe/Budapest; default: the service's"
         ): time_zone,
+        vol.Optional(
+            "demo",
+            description="true: your HA starts with a demo home (simulated devices in a few rooms, removable in "
+            "one step); default: the service's setting (on in the embedded run command, off in production)",
+        ): bool,  # a JSON true or false, not "yes" or 1
     }
 )
 LOGIN = vol.Schema({vol.Required("email"): email_address, vol.Required("password"): PASSWORD})
@@ -162,6 +167,22 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
             "restart_count": {"type": "integer"},
             "created_at": _TIME,
             "updated_at": _TIME,
+            "assistant": {
+                "type": "object",
+                "description": "GET /api/me/instance only: the voice assistant's state, read from the HA",
+                "properties": {
+                    "state": {
+                        "type": "string",
+                        "enum": ["ready", "model_server_unreachable", "model_missing", "not_set_up", "unknown"],
+                    },
+                    "message": {"type": "string"},
+                },
+            },
+            "provisioning_failure": {
+                "type": ["object", "null"],
+                "description": "operators only: the last provisioning failure (detail, retryable, attempts, "
+                "next_retry_at)",
+            },
         },
     },
     "SignupResult": {

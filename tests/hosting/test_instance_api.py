@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import json
 import tarfile
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
 from hosting.db.models import AuditEvent
+from hosting.instances import INSTANCE_MANAGER_KEY
 from hosting.keys import SESSIONS_KEY, SETTINGS_KEY
+from hosting.provision import ProvisionError
 from hosting.settings import Settings
 from tests.hosting.conftest import start_client
 from tests.hosting.helpers import PASSWORD, assert_error, bearer, log_in, make_operator, settled_instance, sign_up
@@ -31,9 +34,11 @@ async def test_signup_gives_an_instance_whose_failure_is_explained(instance_clie
     assert instance["url"] == f"http://127.0.0.1:{instance['port']}"
     assert instance["status"] == "provisioning"
     settled = await settled_instance(client, signed["tokens"]["access_token"])
-    # This HA "exits at once"; the user sees why, not just "error".
+    # This HA "exits at once": the household is told, in its words, that it is retried by itself...
     assert settled["status"] == "error"
-    assert "before it answered" in settled["status_reason"]
+    assert "we try again by ourselves" in settled["status_reason"]
+    assert "provisioning_failure" not in settled  # ...the detail is the operator's
+    assert settled["assistant"]["state"] == "not_set_up"
 
     restarted = await client.post("/api/me/instance/restart", headers=bearer(signed["tokens"]["access_token"]))
     assert restarted.status == 202
@@ -52,6 +57,8 @@ async def test_operator_operations(instance_client: Client, tmp_path: Path) -> N
     mine = next(i for i in listing["instances"] if i["id"] == instance["id"])
     assert mine["status"] == "error"
     assert "health" in mine
+    assert "before it answered" in mine["provisioning_failure"]["detail"]  # the operator's detail
+    assert mine["provisioning_failure"]["retryable"] is True
 
     stopped = await client.post(f"{base}/stop", headers=headers)
     assert stopped.status == 202
@@ -94,6 +101,37 @@ async def test_operator_operations(instance_client: Client, tmp_path: Path) -> N
     async with client.app[SESSIONS_KEY]() as session:
         actions = set(await session.scalars(select(AuditEvent.action)))
     assert {"instance_stop", "instance_backup", "instance_restore", "instance_upgrade", "instance_delete"} <= actions
+
+
+async def test_reconciliation_retries_a_retryable_error_and_leaves_a_permanent_one(instance_client: Client) -> None:
+    client = instance_client
+    manager = client.app[INSTANCE_MANAGER_KEY]
+    manager.config = dataclasses.replace(manager.config, backoff_base=0.0)  # the retry is due at once
+    retried = await sign_up(client, "retry@example.com")
+    stays = await sign_up(client, "stays@example.com")
+    first = await settled_instance(client, retried["tokens"]["access_token"])
+    assert first["status"] == "error"  # this HA exits at once: a retryable failure (HA did not come up)
+    other = await settled_instance(client, stays["tokens"]["access_token"])
+    # A permanent failure, recorded as provisioning records the Provisioner's (HA refused what we sent).
+    await manager._provisioning_failed(
+        other["id"],
+        ProvisionError("HA could not create the owner: HTTP 400: bad username", household="Ask the operator."),
+    )
+
+    report = await manager.reconcile()
+    assert report.retried == [first["name"]]
+    again = await settled_instance(client, retried["tokens"]["access_token"])
+    assert again["status"] == "error"  # it failed again (the same HA), and counted it
+    row = await manager.get(first["id"])
+    assert json.loads(row.provision_state)["failure"]["attempts"] == 2
+
+    permanent = await settled_instance(client, stays["tokens"]["access_token"])
+    assert (permanent["status"], permanent["status_reason"]) == ("error", "Ask the operator.")
+    operator = await make_operator(client, "op2@example.com")
+    listing = await (await client.get("/api/operator/instances", headers=bearer(operator["access_token"]))).json()
+    failure = next(i for i in listing["instances"] if i["id"] == other["id"])["provisioning_failure"]
+    assert failure["detail"] == "HA could not create the owner: HTTP 400: bad username"
+    assert (failure["retryable"], failure["next_retry_at"]) == (False, None)
 
 
 async def test_account_deletion_removes_the_instance_and_its_data(instance_client: Client) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import tarfile
 import uuid
 from collections.abc import AsyncIterator
@@ -97,7 +98,7 @@ async def test_twenty_simultaneous_sign_ups_get_twenty_distinct_ports(
         for body in bodies:
             done = await manager.wait_provisioned(body["instance"]["id"])
             assert done.status == "error"
-            assert "cannot reach dockerd" in done.status_reason
+            assert "cannot reach dockerd" in json.loads(done.provision_state)["failure"]["detail"]
     finally:
         await client.close()
 

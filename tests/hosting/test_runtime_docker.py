@@ -351,7 +351,8 @@ async def test_provisioning_something_that_is_not_ha_ends_in_error_with_the_reas
     assert instance.status == "provisioning"
     done = await manager.wait_provisioned(instance.id)
     assert done.status == "error"
-    assert done.status_reason.startswith("HA could not"), done.status_reason
+    detail = json.loads(done.provision_state)["failure"]["detail"]  # the operator's; status_reason is the household's
+    assert detail.startswith("HA could not"), detail
     assert done.owner_password_encrypted is not None  # kept: a retry (restart) needs it
     # The container is ours and known: no orphan.
     assert (await manager.reconcile()).orphans == []
