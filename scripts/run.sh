@@ -3,7 +3,7 @@
 # defaults - SQLite and generated secrets in ./data (or $MICROPI_DATA), one local `hass` process per user
 # (the `process` runtime), Ollama at $MICROPI_OLLAMA_URL (default http://127.0.0.1:11434).
 #
-#   bash scripts/run.sh                      # then sign up with the curl line it prints
+#   bash scripts/run.sh                      # then follow the steps it prints
 #   MICROPI_PORT=9090 bash scripts/run.sh    # any MICROPI_* setting (hosting/settings.py) applies
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -14,6 +14,8 @@ bash scripts/setup.sh
 export MICROPI_DATA=${MICROPI_DATA:-$ROOT/data}
 export MICROPI_OLLAMA_URL=${MICROPI_OLLAMA_URL:-http://127.0.0.1:11434}
 export MICROPI_RUNTIME=${MICROPI_RUNTIME:-process}
+# Trying it out: a new home comes with the demo devices unless the sign-up says "demo": false.
+export MICROPI_DEMO_HOME=${MICROPI_DEMO_HOME:-true}
 host=${MICROPI_HOST:-127.0.0.1}
 port=${MICROPI_PORT:-8080}
 range=${MICROPI_PORT_RANGE:-8200-8300}
@@ -24,21 +26,29 @@ if ! .venv/bin/python -c '
 import sys, urllib.request
 urllib.request.urlopen(sys.argv[1].rstrip("/") + "/api/version", timeout=3)
 ' "$MICROPI_OLLAMA_URL" 2>/dev/null; then
-    echo "run: note: no Ollama answers at $MICROPI_OLLAMA_URL; sign-ups still work, and each user's agent" >&2
-    echo "     answers once Ollama is reachable there (or set MICROPI_OLLAMA_URL and start again)." >&2
+    printf '%s\n' \
+        "run: note: no model server (Ollama) answers at $MICROPI_OLLAMA_URL. Everything below works without" \
+        "     one: Home Assistant, the demo home, and the commands Home Assistant understands by itself (like" \
+        "     the one below). Other sentences get a short spoken error until a server answers there; the" \
+        "     assistant picks it up by itself, no restart. (Another address: set MICROPI_OLLAMA_URL.)" >&2
 fi
 
 printf '%s\n' \
     "" \
     "MicroPi hosting: $base   (data: $MICROPI_DATA, runtime: $MICROPI_RUNTIME)" \
     "" \
-    "Sign up (the email and password also become your Home Assistant login):" \
-    "  curl -s -X POST $base/api/auth/signup -H 'Content-Type: application/json' \\" \
-    "       -d '{\"email\": \"you@example.com\", \"password\": \"at least 10 characters\"}'" \
-    "" \
-    "Your Home Assistant will be at http://$public:<port>, a port from $range: the sign-up answer's" \
-    "\"instance.url\". It is ready when its status says \"ready\" (a minute or two after sign-up):" \
-    "  curl -s $base/api/me/instance -H \"Authorization: Bearer <tokens.access_token of the sign-up answer>\"" \
+    "1. Sign up; the email and password also become your Home Assistant login. Add \"demo\": false for an" \
+    "   empty home instead of the demo devices:" \
+    "     curl -s -X POST $base/api/auth/signup -H 'Content-Type: application/json' \\" \
+    "          -d '{\"email\": \"you@example.com\", \"password\": \"at least 10 characters\"}'" \
+    "2. Wait until your Home Assistant is ready (about two minutes): ask until \"status\" says \"ready\"." \
+    "     curl -s $base/api/me/instance -H \"Authorization: Bearer <tokens.access_token of the sign-up answer>\"" \
+    "3. Open its \"url\" (http://$public:<port>, a port from $range) in a browser and log in with the same" \
+    "   email and password." \
+    "4. Open Assist (the speech-bubble button at the top right of the Overview) and type:" \
+    "     Kapcsold fel a nappali lámpát" \
+    "   The demo's \"Nappali lámpa\" turns on. The demo home is removed in one step: Settings > Devices &" \
+    "   services > MicroPi demo home > Delete." \
     "" \
     "More: $base/api/openapi.json (the API), $base/health, $base/metrics." \
     "An operator account: .venv/bin/python -m hosting create-operator --email admin@example.com" \

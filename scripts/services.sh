@@ -5,6 +5,8 @@
 # Chromium with its WebDriver (the browser tests drive Debian's own build; no browser download), and the
 # `docker compose` v2 CLI plugin (the compose.yaml test), taken from Debian sid (it needs only libc6
 # >= 2.34) with a private apt state and unpacked into ~/.docker/cli-plugins, the host untouched.
+# And what Home Assistant's own image carries for the integrations every HA loads (ffmpeg for ffmpeg,
+# stream and text-to-speech; libturbojpeg for camera snapshots), so a local `hass` starts as cleanly.
 #
 #   bash scripts/services.sh install   # no-op when they are already there
 set -euo pipefail
@@ -15,6 +17,8 @@ command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
 dpkg -s busybox-static >/dev/null 2>&1 || need+=(busybox-static)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+dpkg -s libturbojpeg0 >/dev/null 2>&1 || need+=(libturbojpeg0)
 
 # shellcheck source=scripts/debian-sid.sh
 source "$(dirname "${BASH_SOURCE[0]}")/debian-sid.sh"

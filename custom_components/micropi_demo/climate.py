@@ -1,4 +1,8 @@
-"""A demo thermostat: heats towards its target; the room reads 21.5 °C."""
+"""A demo thermostat: heats towards its target; the room reads 21.5 °C.
+
+Temperatures go in the `native_` attributes of the Home Assistant release MicroPi runs (images/ha/ha-version,
+2026.11); older releases ignore them.
+"""
 
 from __future__ import annotations
 
@@ -20,7 +24,7 @@ class DemoThermostat(DemoEntity, ClimateEntity):
     _attr_supported_features = (
         ClimateEntityFeature.TARGET_TEMPERATURE | ClimateEntityFeature.TURN_ON | ClimateEntityFeature.TURN_OFF
     )
-    _attr_temperature_unit = UnitOfTemperature.CELSIUS
+    _attr_native_temperature_unit = UnitOfTemperature.CELSIUS
     _attr_target_temperature_step = 0.5
     _attr_min_temp = 5
     _attr_max_temp = 30
@@ -28,12 +32,12 @@ class DemoThermostat(DemoEntity, ClimateEntity):
     def __init__(self, device: DemoDevice) -> None:
         super().__init__(device)
         self._attr_hvac_mode = HVACMode.HEAT
-        self._attr_current_temperature = 21.5
-        self._attr_target_temperature = 22.0
+        self._attr_native_current_temperature = 21.5
+        self._attr_native_target_temperature = 22.0
 
     async def async_set_temperature(self, **kwargs: Any) -> None:
         if ATTR_TEMPERATURE in kwargs:
-            self._attr_target_temperature = float(kwargs[ATTR_TEMPERATURE])
+            self._attr_native_target_temperature = float(kwargs[ATTR_TEMPERATURE])
         self.async_write_ha_state()
 
     async def async_set_hvac_mode(self, hvac_mode: HVACMode) -> None:

@@ -14,7 +14,7 @@ CONF_EXPOSED: Final = "exposed"  # set once the devices were exposed to Assist (
 
 @dataclass(frozen=True, slots=True)
 class DemoDevice:
-    key: str  # the device's and entity's unique id
+    key: str  # the device's and entity's unique id, and the entity's object id (light.nappali_lampa)
     platform: str
     name: str
     area: str
@@ -22,14 +22,14 @@ class DemoDevice:
 
 DEVICES: Final = (
     DemoDevice("nappali_lampa", "light", "Nappali lámpa", "Nappali"),
-    DemoDevice("halo_lampa", "light", "Hálószoba lámpa", "Hálószoba"),
+    DemoDevice("haloszoba_lampa", "light", "Hálószoba lámpa", "Hálószoba"),
     DemoDevice("konyha_lampa", "light", "Konyhai lámpa", "Konyha"),
     DemoDevice("termosztat", "climate", "Termosztát", "Nappali"),
     DemoDevice("nappali_redony", "cover", "Nappali redőny", "Nappali"),
-    DemoDevice("bejarati_zar", "lock", "Bejárati ajtó", "Előszoba"),
+    DemoDevice("bejarati_ajto", "lock", "Bejárati ajtó", "Előszoba"),
     DemoDevice("kavefozo", "switch", "Kávéfőző", "Konyha"),
-    DemoDevice("nappali_tv", "media_player", "Nappali tévé", "Nappali"),
-    DemoDevice("halo_homero", "sensor", "Hálószoba hőmérő", "Hálószoba"),
+    DemoDevice("nappali_teve", "media_player", "Nappali tévé", "Nappali"),
+    DemoDevice("haloszoba_homero", "sensor", "Hálószoba hőmérő", "Hálószoba"),
 )
 AREAS: Final = tuple(dict.fromkeys(device.area for device in DEVICES))
 PLATFORMS: Final = sorted({device.platform for device in DEVICES})

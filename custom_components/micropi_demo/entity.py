@@ -17,6 +17,8 @@ class DemoEntity(Entity):
     _attr_name = None  # the device's name is the entity's
 
     def __init__(self, device: DemoDevice) -> None:
+        # A plain id, not HA's area-prefixed default (light.nappali_nappali_lampa).
+        self.entity_id = f"{device.platform}.{device.key}"
         self._attr_unique_id = device.key
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, device.key)},
