@@ -50,6 +50,7 @@ READY_WITHIN = 300.0
 FRONTEND_WITHIN = 60.0
 ANSWER_WITHIN = 45.0
 LIGHT = "light.nappali_lampa"
+AGENT = "conversation.micropi"
 LOCAL_SENTENCE = "Kapcsold fel a nappali lámpát"
 MODEL_SENTENCE = "Mesélj egy rövid viccet a lámpákról"
 MODEL_ANSWER = "Miért ment a lámpa iskolába? Hogy felvilágosodjon."
@@ -219,10 +220,9 @@ class Journey:
         return {issue["translation_key"] for issue in issues["issues"] if issue["domain"] == "micropi_llm"}
 
     async def ask(self, text: str) -> str:
-        """A sentence through HA's conversation API with the preferred agent (as an app or a satellite)."""
-        status, body = await ha_client.rest(
-            self.url, self.token, "POST", "/api/conversation/process", {"text": text, "language": "hu"}
-        )
+        """A sentence to our agent through HA's conversation API (as an app or a satellite sends it)."""
+        body = {"text": text, "language": "hu", "agent_id": AGENT}
+        status, body = await ha_client.rest(self.url, self.token, "POST", "/api/conversation/process", body)
         assert status == 200, body
         return str(body["response"]["speech"]["plain"]["speech"])
 
@@ -358,6 +358,9 @@ async def start_journey(journey: Journey) -> None:
     await journey.sign_up_and_wait()
     _status, entries = await ha_client.rest(journey.url, journey.token, "GET", "/api/config/config_entries/entry")
     assert {"micropi_llm", "micropi_demo"} <= {e["domain"] for e in entries}, entries
+    pipelines = await ha_client.ws(journey.url, journey.token, {"type": "assist_pipeline/pipeline/list"})
+    preferred = next(p for p in pipelines["pipelines"] if p["id"] == pipelines["preferred_pipeline"])
+    assert (preferred["name"], preferred["conversation_engine"]) == ("MicroPi", AGENT)  # what the dialog shows
 
     async def demo_light() -> bool:  # the demo entry is set up a moment after its flow ends
         status, _body = await ha_client.rest(journey.url, journey.token, "GET", f"/api/states/{LIGHT}")
@@ -438,7 +441,7 @@ async def test_journey_with_the_model_server_going_down_and_back(tmp_path: Path,
 
         # Down: local commands keep working, model sentences get the short error, the household is told.
         await ollama.stop()
-        assert "lekapcsol" in (await journey.ask("Kapcsold le a nappali lámpát")).lower()
+        assert "kikapcsol" in (await journey.ask("Kapcsold le a nappali lámpát")).lower()
         assert await journey.state(LIGHT) == "off"
         assert await journey.ask(MODEL_SENTENCE) == UNREACHABLE_ANSWER
         assert "server_unreachable" in await journey.our_issues()
