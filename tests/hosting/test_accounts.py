@@ -64,6 +64,7 @@ async def test_signup_validation(client: Client) -> None:
         ({"email": "c@example.com", "password": PASSWORD, "time_zone": "localtime"}, "field 'time_zone'"),
         ({"email": "c@example.com", "password": PASSWORD, "time_zone": ""}, "field 'time_zone'"),
         ({"email": "c@example.com", "password": PASSWORD, "time_zone": 60}, "field 'time_zone'"),
+        ({"email": "c@example.com", "password": PASSWORD, "demo": "yes"}, "field 'demo'"),  # JSON true or false
     ]
     for payload, mentioned in cases:
         response = await client.post("/api/auth/signup", json=payload)

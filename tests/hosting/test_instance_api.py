@@ -39,6 +39,11 @@ async def test_signup_gives_an_instance_whose_failure_is_explained(instance_clie
     assert "we try again by ourselves" in settled["status_reason"]
     assert "provisioning_failure" not in settled  # ...the detail is the operator's
     assert settled["assistant"]["state"] == "not_set_up"
+    row = await client.app[INSTANCE_MANAGER_KEY].get(instance["id"])
+    assert json.loads(row.provision_state)["demo"] is False  # the service's default (MICROPI_DEMO_HOME)
+    with_demo = await sign_up(client, "demo@example.com", demo=True)
+    row = await client.app[INSTANCE_MANAGER_KEY].get(with_demo["instance"]["id"])
+    assert json.loads(row.provision_state)["demo"] is True
 
     restarted = await client.post("/api/me/instance/restart", headers=bearer(signed["tokens"]["access_token"]))
     assert restarted.status == 202

@@ -20,6 +20,7 @@ def test_embedded_defaults_generate_and_keep_secrets(tmp_path: Path) -> None:
     assert first.port_range == (8200, 8300)
     assert first.host == "127.0.0.1"  # loopback unless told otherwise
     assert first.cors_origins == ()
+    assert first.demo_home is False  # production's default; scripts/run.sh turns it on for a try-out
     for name in ("jwt_secret", "fernet.key"):
         mode = stat.S_IMODE((tmp_path / "data" / name).stat().st_mode)
         assert mode == 0o600, name
@@ -42,6 +43,7 @@ def test_production_values_from_the_environment(tmp_path: Path) -> None:
             "MICROPI_PORT_RANGE": "9000-9009",
             "MICROPI_CORS_ORIGINS": "https://a.example.com/, https://b.example.com",
             "MICROPI_PROVISIONING": "false",
+            "MICROPI_DEMO_HOME": "true",
         }
     )
     assert settings.effective_database_url == "postgresql+asyncpg://micropi@db/micropi"
@@ -51,6 +53,7 @@ def test_production_values_from_the_environment(tmp_path: Path) -> None:
     assert settings.port_range == (9000, 9009)
     assert settings.cors_origins == ("https://a.example.com", "https://b.example.com")
     assert settings.provisioning_enabled is False
+    assert settings.demo_home is True
     assert not (tmp_path / "jwt_secret").exists()  # nothing generated when the environment has it
 
 
@@ -64,6 +67,7 @@ def test_production_values_from_the_environment(tmp_path: Path) -> None:
         ("MICROPI_JWT_SECRET", "short", "32"),
         ("MICROPI_FERNET_KEY", "not-a-key", "Fernet.generate_key"),
         ("MICROPI_PROVISIONING", "maybe", "true or false"),
+        ("MICROPI_DEMO_HOME", "sure", "true or false"),
         ("MICROPI_ACCESS_TOKEN_TTL", "-5", "negative"),
     ],
 )
