@@ -10,6 +10,7 @@ MANUFACTURER: Final = "MicroPi (demó)"  # shown on every device page: these are
 MODEL: Final = "Demó eszköz"
 ENTRY_TITLE: Final = "Demó otthon"
 CONF_EXPOSED: Final = "exposed"  # set once the devices were exposed to Assist (a later choice is kept)
+CONF_AREAS_MADE: Final = "areas_made"  # ids of the rooms the demo made (onboarding makes some of the same)
 
 
 @dataclass(frozen=True, slots=True)

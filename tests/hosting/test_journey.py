@@ -450,6 +450,23 @@ async def test_journey_with_the_model_server_going_down_and_back(tmp_path: Path,
         assert await journey.ask(MODEL_SENTENCE) == MODEL_ANSWER
         assert "server_unreachable" not in await journey.our_issues()
         assert "bekapcsol" in (await journey.ask(LOCAL_SENTENCE)).lower()
+
+        # The demo goes in one step (its entry, as Settings > Devices & services > Delete does it): its
+        # devices, entities and the room it made (Előszoba; onboarding made the other three); the assistant stays.
+        _status, entries = await ha_client.rest(journey.url, journey.token, "GET", "/api/config/config_entries/entry")
+        [demo] = [e["entry_id"] for e in entries if e["domain"] == "micropi_demo"]
+        status, _body = await ha_client.rest(
+            journey.url, journey.token, "DELETE", f"/api/config/config_entries/entry/{demo}"
+        )
+        assert status == 200
+        _status, states = await ha_client.rest(journey.url, journey.token, "GET", "/api/states")
+        assert not [s["entity_id"] for s in states if s.get("attributes", {}).get("device_class") == "shutter"]
+        assert LIGHT not in {s["entity_id"] for s in states}
+        areas = await ha_client.ws(journey.url, journey.token, {"type": "config/area_registry/list"})
+        assert {a["name"] for a in areas} == {"Nappali", "Konyha", "Hálószoba"}, areas
+        devices = await ha_client.ws(journey.url, journey.token, {"type": "config/device_registry/list"})
+        assert not [d["name"] for d in devices if d["manufacturer"] == "MicroPi (demó)"]
+        assert AGENT in {s["entity_id"] for s in states}
     finally:
         await finish(journey)
         await ollama.stop()
