@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from homeassistant.helpers.device_registry import DeviceInfo
-from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.entity import Entity, ToggleEntity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DEVICES, DOMAIN, MANUFACTURER, MODEL, DemoDevice
@@ -27,6 +28,22 @@ class DemoEntity(Entity):
             model=MODEL,
             suggested_area=device.area,
         )
+
+
+class DemoOnOff(DemoEntity, ToggleEntity):
+    """Something that is on or off (a light, a switch); starts off."""
+
+    def __init__(self, device: DemoDevice) -> None:
+        super().__init__(device)
+        self._attr_is_on = False
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        self._attr_is_on = True
+        self.async_write_ha_state()
+
+    async def async_turn_off(self, **kwargs: Any) -> None:
+        self._attr_is_on = False
+        self.async_write_ha_state()
 
 
 def add_demo_entities(

@@ -11,26 +11,20 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .const import DemoDevice
-from .entity import DemoEntity, add_demo_entities
+from .entity import DemoOnOff, add_demo_entities
 
 
-class DemoLight(DemoEntity, LightEntity):
+class DemoLight(DemoOnOff, LightEntity):
     _attr_color_mode = ColorMode.BRIGHTNESS
     _attr_supported_color_modes = {ColorMode.BRIGHTNESS}  # noqa: RUF012  # HA's attribute pattern
 
     def __init__(self, device: DemoDevice) -> None:
         super().__init__(device)
-        self._attr_is_on = False
         self._attr_brightness = 255
 
     async def async_turn_on(self, **kwargs: Any) -> None:
-        self._attr_is_on = True
         self._attr_brightness = kwargs.get(ATTR_BRIGHTNESS, self._attr_brightness)
-        self.async_write_ha_state()
-
-    async def async_turn_off(self, **kwargs: Any) -> None:
-        self._attr_is_on = False
-        self.async_write_ha_state()
+        await super().async_turn_on()
 
 
 async def async_setup_entry(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import subprocess
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -78,3 +80,21 @@ def assert_error(body: Any, code: str) -> None:
     assert body["error"]["code"] == code, body
     assert body["error"]["message"], body
     assert body["request_id"], body
+
+
+def port_pool(size: int = 10) -> tuple[int, int]:
+    """A random range below the ephemeral ports, so parallel runs and other tests rarely meet."""
+    first = random.randrange(20000, 32000 - size)
+    return first, first + size - 1
+
+
+async def wait_for(condition: Callable[[], Awaitable[Any]], within: float, what: str) -> Any:
+    """The first truthy value of `condition()`, polled every 0.5 s; AssertionError after `within` s."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {within:.0f} s")
+        await asyncio.sleep(0.5)

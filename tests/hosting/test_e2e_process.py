@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import random
 import time
 import uuid
 from pathlib import Path
@@ -34,7 +33,7 @@ from hosting.security import SecretBox
 from hosting.settings import Settings
 from tests.hosting import ha_client
 from tests.hosting.conftest import start_client, unavailable
-from tests.hosting.helpers import PASSWORD, bearer, sign_up
+from tests.hosting.helpers import PASSWORD, bearer, port_pool, sign_up, wait_for
 
 pytestmark = pytest.mark.hass
 
@@ -50,12 +49,6 @@ TIME_ZONE = "America/New_York"
 def need_hass() -> None:
     if not Path(default_hass_command()).exists():
         unavailable("no .venv-ha/bin/hass; run `bash scripts/setup.sh`")
-
-
-def port_pool(size: int = 10) -> tuple[int, int]:
-    """A random range below the ephemeral ports, so parallel runs and other tests rarely meet."""
-    first = random.randrange(20000, 32000 - size)
-    return first, first + size - 1
 
 
 def turn_on_the_test_lamp(body: dict[str, Any]) -> Reply:
@@ -80,17 +73,6 @@ def pid_alive(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:
         return False
-
-
-async def wait_for(condition: Any, within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within:.0f} s")
-        await asyncio.sleep(0.5)
 
 
 async def test_sign_up_gives_a_ready_ha_whose_assistant_works(tmp_path: Path) -> None:

@@ -40,7 +40,7 @@ from hosting.settings import Settings
 from tests.browser import artifacts, chromium, screenshot
 from tests.hosting import ha_client
 from tests.hosting.conftest import free_port, start_client, unavailable
-from tests.hosting.helpers import PASSWORD, bearer, sign_up
+from tests.hosting.helpers import PASSWORD, bearer, port_pool, sign_up, wait_for
 
 pytestmark = [pytest.mark.hass, pytest.mark.browser]
 __all__ = ["artifacts"]  # the fixture
@@ -109,27 +109,9 @@ def need_hass() -> None:
         unavailable("no .venv-ha/bin/hass; run `bash scripts/setup.sh`")
 
 
-def port_pool(size: int = 5) -> tuple[int, int]:
-    import random
-
-    first = random.randrange(20000, 32000 - size)
-    return first, first + size - 1
-
-
 def model_answers(body: dict[str, Any]) -> Reply:
     """The model's side of a sentence HA cannot match by itself: a plain answer."""
     return Reply(content=MODEL_ANSWER)
-
-
-async def wait_for(condition: Callable[[], Any], within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = await condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {within:.0f} s")
-        await asyncio.sleep(0.5)
 
 
 def js(driver: WebDriver, script: str, *args: Any) -> Any:
@@ -354,6 +336,16 @@ async def light_turns_on(journey: Journey) -> None:
     assert await journey.state("light.konyha_lampa") == "off"
 
 
+async def steps_3_to_6(journey: Journey, driver: WebDriver) -> None:
+    """Log in, the overview, HA's clean load, Assist, the first sentence (HA's own: it needs no model)."""
+    await open_and_log_in(journey, driver)
+    await assert_ha_loaded_cleanly(journey, driver)
+    await open_assist(journey, driver)
+    await say(journey, driver, LOCAL_SENTENCE, "bekapcsol", "6-local-command")
+    journey.mark("first answer")
+    await light_turns_on(journey)
+
+
 async def start_journey(journey: Journey) -> None:
     await journey.sign_up_and_wait()
     _status, entries = await ha_client.rest(journey.url, journey.token, "GET", "/api/config/config_entries/entry")
@@ -394,12 +386,7 @@ async def test_journey_without_a_model_server(tmp_path: Path, artifacts: Path) -
         assert (await journey.assistant())["state"] == "model_server_unreachable"
         assert "server_unreachable" in await journey.our_issues()
         with chromium(language="hu") as driver:
-            await open_and_log_in(journey, driver)
-            await assert_ha_loaded_cleanly(journey, driver)
-            await open_assist(journey, driver)
-            await say(journey, driver, LOCAL_SENTENCE, "bekapcsol", "6-local-command")
-            journey.mark("first answer")
-            await light_turns_on(journey)
+            await steps_3_to_6(journey, driver)
             await say(journey, driver, MODEL_SENTENCE, UNREACHABLE_ANSWER, "7-model-sentence-without-server")
             assert not ollama.requests
 
@@ -429,12 +416,7 @@ async def test_journey_with_the_model_server_going_down_and_back(tmp_path: Path,
         assert (await journey.assistant())["state"] == "ready"
         assert not await journey.our_issues()
         with chromium(language="hu") as driver:
-            await open_and_log_in(journey, driver)
-            await assert_ha_loaded_cleanly(journey, driver)
-            await open_assist(journey, driver)
-            await say(journey, driver, LOCAL_SENTENCE, "bekapcsol", "6-local-command")
-            journey.mark("first answer")
-            await light_turns_on(journey)
+            await steps_3_to_6(journey, driver)
             await say(journey, driver, MODEL_SENTENCE, MODEL_ANSWER, "7-model-sentence")
             journey.mark("model answer")
         assert ollama.requests and ollama.requests[-1]["model"] == MODEL

@@ -43,9 +43,7 @@ async def test_entry_loads_and_unloads(hass: HomeAssistant, wire: OllamaWireServ
     assert hass.states.get("conversation.micropi").state == "unavailable"
 
 
-async def test_server_down_at_start_up_degrades_and_recovers_without_a_restart(
-    hass: HomeAssistant, home: Home
-) -> None:
+async def test_server_down_at_start_up_degrades_and_recovers_without_a_restart(hass: HomeAssistant, home: Home) -> None:
     server = OllamaWireServer()
     await server.start()
     port = int(server.url.rsplit(":", 1)[1])
