@@ -30,7 +30,8 @@ urllib.request.urlopen(sys.argv[1].rstrip("/") + "/api/version", timeout=3)
         "run: note: no model server (Ollama) answers at $MICROPI_OLLAMA_URL. Everything below works without" \
         "     one: Home Assistant, the demo home, and the commands Home Assistant understands by itself (like" \
         "     the one below). Other sentences get a short spoken error until a server answers there; the" \
-        "     assistant picks it up by itself, no restart. (Another address: set MICROPI_OLLAMA_URL.)" >&2
+        "     assistant picks it up by itself, no restart. (Another address: set MICROPI_OLLAMA_URL. No CPU" \
+        "     model is started for you; bench/README.md, \"An embedded model?\", says why.)" >&2
 fi
 
 printf '%s\n' \
@@ -41,7 +42,7 @@ printf '%s\n' \
     "   empty home instead of the demo devices:" \
     "     curl -s -X POST $base/api/auth/signup -H 'Content-Type: application/json' \\" \
     "          -d '{\"email\": \"you@example.com\", \"password\": \"at least 10 characters\"}'" \
-    "2. Wait until your Home Assistant is ready (about two minutes): ask until \"status\" says \"ready\"." \
+    "2. Wait until your Home Assistant is ready (usually well under a minute): until \"status\" says \"ready\"." \
     "     curl -s $base/api/me/instance -H \"Authorization: Bearer <tokens.access_token of the sign-up answer>\"" \
     "3. Open its \"url\" (http://$public:<port>, a port from $range) in a browser and log in with the same" \
     "   email and password." \
