@@ -34,6 +34,11 @@ urllib.request.urlopen(sys.argv[1].rstrip("/") + "/api/version", timeout=3)
         "     model is started for you; bench/README.md, \"An embedded model?\", says why.)" >&2
 fi
 
+if ! command -v ffmpeg >/dev/null 2>&1 || ! compgen -G "/usr/lib/*/libturbojpeg.so*" >/dev/null; then
+    echo "run: note: ffmpeg or libturbojpeg is missing: each Home Assistant logs errors for its camera and" \
+        "text-to-speech parts (all else works). As root, 'bash scripts/services.sh install' adds them." >&2
+fi
+
 printf '%s\n' \
     "" \
     "MicroPi hosting: $base   (data: $MICROPI_DATA, runtime: $MICROPI_RUNTIME)" \
