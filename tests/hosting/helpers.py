@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import subprocess
 import time
+import uuid
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 from aiohttp.test_utils import TestClient
+from cryptography.fernet import Fernet
 from sqlalchemy import update
 
 from hosting.db.models import OPERATOR_ROLE, User
 from hosting.keys import SESSIONS_KEY
+from hosting.settings import Settings
 
 PASSWORD = "correct horse battery"
 SETTLE_TIMEOUT = 60.0
@@ -98,3 +103,21 @@ async def wait_for(condition: Callable[[], Awaitable[Any]], within: float, what:
         if time.monotonic() > deadline:
             raise AssertionError(f"{what}: not within {within:.0f} s")
         await asyncio.sleep(0.5)
+
+
+def process_settings(tmp_path: Path, ollama_url: str, model: str, **changes: Any) -> Settings:
+    """The embedded default on the test's own files: SQLite, fresh secrets, the process runtime with real
+    `hass` processes on a random port range, the given model server; reconciliation left to the test."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hosting.db'}",
+        jwt_secret=uuid.uuid4().hex * 2,
+        fernet_key=Fernet.generate_key().decode(),
+        provisioning_enabled=True,
+        runtime="process",
+        port_range=port_pool(),
+        ollama_url=ollama_url,
+        ollama_model=model,
+        reconcile_interval=3600,
+    )
+    return dataclasses.replace(settings, **changes)

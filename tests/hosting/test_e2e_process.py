@@ -30,10 +30,9 @@ from hosting.provision import SERVICE_CLIENT_NAME, STEPS
 from hosting.runtime.base import RuntimeState
 from hosting.runtime.process import ProcessRuntime, default_hass_command
 from hosting.security import SecretBox
-from hosting.settings import Settings
 from tests.hosting import ha_client
 from tests.hosting.conftest import start_client, unavailable
-from tests.hosting.helpers import PASSWORD, bearer, port_pool, sign_up, wait_for
+from tests.hosting.helpers import PASSWORD, bearer, port_pool, process_settings, sign_up, wait_for
 
 pytestmark = pytest.mark.hass
 
@@ -78,18 +77,7 @@ def pid_alive(pid: int) -> bool:
 async def test_sign_up_gives_a_ready_ha_whose_assistant_works(tmp_path: Path) -> None:
     ollama = OllamaWireServer(models=[MODEL], responder=turn_on_the_test_lamp)
     await ollama.start()
-    settings = Settings(
-        data_dir=tmp_path / "data",
-        database_url=f"sqlite+aiosqlite:///{tmp_path / 'hosting.db'}",
-        jwt_secret=uuid.uuid4().hex * 2,
-        fernet_key=Fernet.generate_key().decode(),
-        provisioning_enabled=True,
-        runtime="process",
-        port_range=port_pool(),
-        ollama_url=ollama.url,
-        ollama_model=MODEL,
-        reconcile_interval=3600,
-    )
+    settings = process_settings(tmp_path, ollama.url, MODEL)
     email = f"anna-{uuid.uuid4().hex[:6]}@example.hu"
     client = await start_client(settings)
     instance_id = ""

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography.fernet import Fernet
 from selenium.common.exceptions import JavascriptException, WebDriverException
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -36,11 +35,10 @@ from hosting.db.models import Instance
 from hosting.keys import SESSIONS_KEY
 from hosting.runtime.process import default_hass_command
 from hosting.security import SecretBox
-from hosting.settings import Settings
 from tests.browser import artifacts, chromium, screenshot
 from tests.hosting import ha_client
 from tests.hosting.conftest import free_port, start_client, unavailable
-from tests.hosting.helpers import PASSWORD, bearer, port_pool, sign_up, wait_for
+from tests.hosting.helpers import PASSWORD, bearer, port_pool, process_settings, sign_up, wait_for
 
 pytestmark = [pytest.mark.hass, pytest.mark.browser]
 __all__ = ["artifacts"]  # the fixture
@@ -144,18 +142,7 @@ class Journey:
     """One newcomer: the service, their sign-up, their HA and their browser."""
 
     def __init__(self, tmp_path: Path, shots: Path, ollama_url: str) -> None:
-        self.settings = Settings(
-            data_dir=tmp_path / "data",
-            database_url=f"sqlite+aiosqlite:///{tmp_path / 'hosting.db'}",
-            jwt_secret=uuid.uuid4().hex * 2,
-            fernet_key=Fernet.generate_key().decode(),
-            provisioning_enabled=True,
-            runtime="process",
-            port_range=port_pool(),
-            ollama_url=ollama_url,
-            ollama_model=MODEL,
-            reconcile_interval=3600,
-        )
+        self.settings = process_settings(tmp_path, ollama_url, MODEL, port_range=port_pool(5))
         self.shots = shots
         self.email = f"uj-{uuid.uuid4().hex[:6]}@example.hu"
         self.timeline: dict[str, float] = {}
