@@ -5,7 +5,8 @@
 4. the frontend loads, the overview shows the demo devices   5. Assist: MicroPi is the agent
 6. "Kapcsold fel a nappali lámpát": the light turns on (read through HA's REST API), the answer shows
 
-Once with no model server at all (a sentence for the model gets the short Hungarian error; then the
+Once with no model server at all (a sentence for the model gets the short Hungarian error, and HA's
+repairs page says the server does not answer, in Hungarian; then the
 Ollama wire-format server starts on the configured address and the same dialog gets the model's answer,
 with no restart), once with the wire server from the start (then it goes down and comes back). Both
 check that HA's own load is clean: every WebSocket command the frontend sends at start-up succeeds,
@@ -53,6 +54,7 @@ LOCAL_SENTENCE = "Kapcsold fel a nappali lámpát"
 MODEL_SENTENCE = "Mesélj egy rövid viccet a lámpákról"
 MODEL_ANSWER = "Miért ment a lámpa iskolába? Hogy felvilágosodjon."
 UNREACHABLE_ANSWER = "Sajnos most nem érem el a nyelvi modell szerverét."
+UNREACHABLE_ISSUE = "A nyelvi modell szervere nem válaszol"  # the repair issue's title
 DEMO_AREAS = ("Nappali", "Konyha", "Hálószoba", "Előszoba")
 LIVING_ROOM = ("Nappali lámpa", "Termosztát", "Nappali redőny", "Nappali tévé")
 
@@ -376,6 +378,13 @@ async def test_journey_without_a_model_server(tmp_path: Path, artifacts: Path) -
             await steps_3_to_6(journey, driver)
             await say(journey, driver, MODEL_SENTENCE, UNREACHABLE_ANSWER, "7-model-sentence-without-server")
             assert not ollama.requests
+            # HA's repairs say the same, in Hungarian.
+            await asyncio.to_thread(driver.get, f"{journey.url}/config/repairs")
+            await until_page(driver, lambda text: UNREACHABLE_ISSUE in text, 30, "the repair issue", journey.shots)
+            await asyncio.to_thread(screenshot, driver, journey.shots, "7-repairs")
+            await asyncio.to_thread(driver.get, journey.url)
+            await until_page(driver, lambda text: "Nappali" in text, FRONTEND_WITHIN, "the overview", journey.shots)
+            await open_assist(journey, driver)
 
             # The model server comes up at the configured address: the next sentence gets its answer.
             await ollama.start(ollama_port)
