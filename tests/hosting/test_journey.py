@@ -6,9 +6,9 @@
 6. "Kapcsold fel a nappali lámpát": the light turns on (read through HA's REST API), the answer shows
 
 Once with no model server at all (a sentence for the model gets the short Hungarian error, and HA's
-repairs page says the server does not answer, in Hungarian; then the
-Ollama wire-format server starts on the configured address and the same dialog gets the model's answer,
-with no restart), once with the wire server from the start (then it goes down and comes back). Both
+repairs page says, in Hungarian, that the server does not answer; then the Ollama wire-format server
+starts on the configured address and Assist gets the model's answer, with no restart), once with the
+wire server from the start (then it goes down and comes back, local commands working throughout). Both
 check that HA's own load is clean: every WebSocket command the frontend sends at start-up succeeds,
 and no integration failed to import or set up (HA's config entries and log). A screenshot of each step
 goes to the test's temporary directory (`screenshots/`); the timeline is printed.
