@@ -11,6 +11,9 @@ bodies) as parsed by the `ollama` Python client and Home Assistant.
     with OllamaWireServer.in_thread() as server:  # for sync code or another event loop
         ...
 
+    # A GPU's timing: 4 requests at once, the rest wait; 0.2 ms per prompt token, 20 ms per generated one.
+    OllamaWireServer(gpu=GpuEmulation(slots=4, prompt_token_seconds=0.0002, eval_token_seconds=0.02))
+
     python -m bench.ollama_wire --port 0 --print-url --reply "Done."
 """
 
@@ -59,6 +62,17 @@ class Reply:
     done_reason: str = "stop"
 
 
+@dataclass(frozen=True)
+class GpuEmulation:
+    """Answer with a GPU's timing: `slots` requests run at once (Ollama's OLLAMA_NUM_PARALLEL), the others
+    wait their turn in arrival order; a running one spends `prompt_token_seconds` per prompt token before
+    the first chunk, then streams one chunk per generated token every `eval_token_seconds`."""
+
+    slots: int = 4
+    prompt_token_seconds: float = 0.0002
+    eval_token_seconds: float = 0.02
+
+
 type Responder = Callable[[dict[str, Any]], Reply | Awaitable[Reply]]
 
 
@@ -101,6 +115,7 @@ class OllamaWireServer:
         *,
         pullable: list[str] | None = None,
         pull_step_delay: float = 0.0,
+        gpu: GpuEmulation | None = None,
     ) -> None:
         # The models the server "has"; tests may add or remove names while it runs.
         self.models: list[str] = list(models) if models is not None else [DEFAULT_MODEL]
@@ -109,6 +124,12 @@ class OllamaWireServer:
         # Names /api/pull can fetch; None means any name.
         self.pullable = pullable
         self.pull_step_delay = pull_step_delay
+        self.gpu = gpu
+        self._gpu_slots = asyncio.Semaphore(gpu.slots) if gpu else None
+        # Chats answered to the end, and chats whose client went away mid-answer.
+        self.finished_chats = 0
+        self.cancelled_chats = 0
+        self.running_chats = 0
         # Every /api/chat request body received, in order.
         self.requests: list[dict[str, Any]] = []
         # Every (method, path) received, authorised or not.
@@ -281,6 +302,18 @@ class OllamaWireServer:
             self.models.append(name)
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        self.running_chats += 1
+        try:
+            response = await self._answer_chat(request)
+        except asyncio.CancelledError, ConnectionError:
+            self.cancelled_chats += 1
+            raise
+        finally:
+            self.running_chats -= 1
+        self.finished_chats += 1
+        return response
+
+    async def _answer_chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._json_body(request)
         self.requests.append(body)
         name = body.get("model") or ""
@@ -293,6 +326,8 @@ class OllamaWireServer:
             await asyncio.sleep(reply.delay)
         if reply.status != 200:
             return web.json_response({"error": reply.error or "internal error"}, status=reply.status)
+        if self.gpu is not None and body.get("stream", True) is not False:
+            return await self._gpu_stream(request, body, name, reply)
 
         started = time.monotonic_ns()
         prompt_tokens = reply.prompt_eval_count
@@ -347,6 +382,46 @@ class OllamaWireServer:
         await response.write_eof()
         return response
 
+    async def _gpu_stream(
+        self, request: web.Request, body: dict[str, Any], name: str, reply: Reply
+    ) -> web.StreamResponse:
+        assert self.gpu is not None and self._gpu_slots is not None
+        prompt_tokens = reply.prompt_eval_count
+        if prompt_tokens is None:
+            prompt_tokens = max(1, len(json.dumps(body.get("messages", []), ensure_ascii=False)) // 4)
+        words = reply.content.split(" ")
+        eval_tokens = reply.eval_count if reply.eval_count is not None else len(words)
+        pieces = [words[i % len(words)] + " " for i in range(eval_tokens)]
+        async with self._gpu_slots:
+            started = time.monotonic_ns()
+            await asyncio.sleep(prompt_tokens * self.gpu.prompt_token_seconds)
+            prompt_done = time.monotonic_ns()
+            response = web.StreamResponse(headers={"Content-Type": "application/x-ndjson"})
+            await response.prepare(request)
+            for piece in pieces:
+                chunk = {"role": "assistant", "content": piece}
+                await self._ndjson(response, {"model": name, "created_at": _now(), "message": chunk, "done": False})
+                await asyncio.sleep(self.gpu.eval_token_seconds)
+            ended = time.monotonic_ns()
+            await self._ndjson(
+                response,
+                {
+                    "model": name,
+                    "created_at": _now(),
+                    "message": {"role": "assistant", "content": ""},
+                    "done": True,
+                    "done_reason": reply.done_reason,
+                    "total_duration": ended - started,
+                    "load_duration": 0,
+                    "prompt_eval_count": prompt_tokens,
+                    "prompt_eval_duration": prompt_done - started,
+                    "eval_count": eval_tokens,
+                    "eval_duration": max(1, ended - prompt_done),
+                },
+            )
+            await response.write_eof()
+        return response
+
     @staticmethod
     async def _ndjson(response: web.StreamResponse, obj: dict[str, Any]) -> None:
         await response.write(json.dumps(obj, ensure_ascii=False).encode() + b"\n")
@@ -360,11 +435,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--reply", default=DEFAULT_REPLY, help="the text every chat answers")
     parser.add_argument("--model", action="append", help="a model the server has (repeatable)")
     parser.add_argument("--token", help="require `Authorization: Bearer TOKEN`")
+    parser.add_argument("--gpu-slots", type=int, default=0, help="emulate a GPU with this many parallel slots")
+    parser.add_argument("--prompt-token-ms", type=float, default=0.2, help="GPU: milliseconds per prompt token")
+    parser.add_argument("--eval-token-ms", type=float, default=20.0, help="GPU: milliseconds per generated token")
     args = parser.parse_args(argv)
+    gpu = (
+        GpuEmulation(args.gpu_slots, args.prompt_token_ms / 1000, args.eval_token_ms / 1000) if args.gpu_slots else None
+    )
 
     async def serve() -> None:
         reply_text: str = args.reply
-        server = OllamaWireServer(models=args.model, responder=lambda _body: Reply(reply_text), token=args.token)
+        server = OllamaWireServer(
+            models=args.model, responder=lambda _body: Reply(reply_text), token=args.token, gpu=gpu
+        )
         url = await server.start(args.port)
         if args.print_url:
             print(url, flush=True)

@@ -136,3 +136,98 @@ class Device(Base):
     relay_port: Mapped[int | None] = mapped_column(Integer, unique=True, default=None)
     # The Wyoming config entry made in the owner's HA for this device (removed again on revocation).
     ha_entry_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+# ---- the gateway to the shared model and speech servers (hosting.gateway) ----------------------------------
+
+
+class GatewayToken(Base):
+    """The instance's key to the gateway (its HA's agent sends it as a Bearer token)."""
+
+    __tablename__ = "gateway_tokens"
+
+    instance_id: Mapped[str] = mapped_column(ForeignKey("instances.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256, for the lookup
+    token_encrypted: Mapped[str] = mapped_column(Text)  # Fernet: provisioning hands it to HA again
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class GatewayLimits(Base):
+    """The operator's per-account overrides of the gateway's limits (NULL: the default)."""
+
+    __tablename__ = "gateway_limits"
+
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    concurrency: Mapped[int | None] = mapped_column(Integer, default=None)
+    requests_per_minute: Mapped[int | None] = mapped_column(Integer, default=None)
+    tokens_per_day: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_num_ctx: Mapped[int | None] = mapped_column(Integer, default=None)
+    max_num_predict: Mapped[int | None] = mapped_column(Integer, default=None)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class GatewayRequest(Base):
+    """One model request through the gateway (kept 7 days; the rollups keep the figures longer)."""
+
+    __tablename__ = "gateway_requests"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[str] = mapped_column(String(36), index=True)  # no foreign key: usage outlives accounts
+    instance_id: Mapped[str] = mapped_column(String(36))
+    endpoint: Mapped[str] = mapped_column(String(32))
+    model: Mapped[str] = mapped_column(String(255), default="")
+    backend: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[int] = mapped_column(Integer)
+    outcome: Mapped[str] = mapped_column(String(32), default="ok")
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    eval_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    first_chunk_ms: Mapped[int | None] = mapped_column(Integer, default=None)
+    total_ms: Mapped[int] = mapped_column(Integer, default=0)
+    request_id: Mapped[str] = mapped_column(String(64), default="")
+
+
+class GatewayUsageHourly(Base):
+    __tablename__ = "gateway_usage_hourly"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    hour: Mapped[str] = mapped_column(String(13), primary_key=True)  # YYYY-MM-DDTHH, UTC
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    eval_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class GatewayUsageDaily(Base):
+    __tablename__ = "gateway_usage_daily"
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    eval_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    local_questions: Mapped[int] = mapped_column(Integer, default=0)
+    model_questions: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ConversationTurn(Base):
+    """One voice/text turn as the household's HA reported it: the household's own audit log."""
+
+    __tablename__ = "conversation_turns"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    instance_id: Mapped[str] = mapped_column(String(36))
+    device: Mapped[str] = mapped_column(String(255), default="")
+    text: Mapped[str] = mapped_column(Text, default="")
+    intents: Mapped[str] = mapped_column(Text, default="[]")  # JSON: [{"name", "arguments"}]
+    result: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(32), default="ok")
+    handled: Mapped[str] = mapped_column(String(8), default="model")  # "local" | "model"
+    latency_ms: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    eval_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    request_id: Mapped[str] = mapped_column(String(64), default="")
