@@ -53,13 +53,14 @@ class FairScheduler:
         # Tenants with waiting requests, in serving order (the one served last moves to the end).
         self._queues: OrderedDict[str, deque[_Waiter]] = OrderedDict()
         self._waiting = 0
+        self._per_tenant: dict[str, int] = {}  # waiting requests by tenant (FIFO mode too)
 
     @property
     def waiting(self) -> int:
         return self._waiting
 
     def waiting_for(self, tenant: str) -> int:
-        return len(self._queues.get(tenant if self.fair else "", ()))
+        return self._per_tenant.get(tenant, 0)
 
     def _pick(self, model: str, exclude: frozenset[Backend]) -> Backend | None:
         free = [b for b in self.backends if b.free and b.has(model) and b not in exclude]
@@ -77,8 +78,7 @@ class FairScheduler:
         if not self._waiting and (backend := self._pick(model, exclude)) is not None:
             return self._grant(backend)
         key = tenant if self.fair else ""
-        queue = self._queues.get(key)
-        if self._waiting >= self.queue_total or (queue is not None and len(queue) >= self.queue_per_tenant):
+        if self._waiting >= self.queue_total or self.waiting_for(tenant) >= self.queue_per_tenant:
             raise Unavailable("queue_full", "the model servers are saturated; try again in a few seconds", 5)
         waiter = _Waiter(tenant, model, exclude)
         self._queues.setdefault(key, deque()).append(waiter)
@@ -141,6 +141,11 @@ class FairScheduler:
             waiter.granted.exception()
 
     def _count_queued(self, waiter: _Waiter, delta: int) -> None:
+        count = self._per_tenant.get(waiter.tenant, 0) + delta
+        if count > 0:
+            self._per_tenant[waiter.tenant] = count
+        else:
+            self._per_tenant.pop(waiter.tenant, None)
         for backend in self.backends:
             if backend.has(waiter.model) and backend not in waiter.exclude:
                 backend.queued = max(0, backend.queued + delta)
