@@ -76,8 +76,6 @@ class Settings:
     # on in the embedded run command (scripts/run.sh), off in production (compose.yaml).
     demo_home: bool = False
     reconcile_interval: float = 30.0
-    # docker runtime: a network each HA container joins besides its private one, to reach Ollama by name.
-    docker_network: str = ""
 
     # Edge devices (hosting.devices). Where device relay endpoints listen and the address the owner's HA
     # dials; "docker" (production): where the runtime binds tenant-facing endpoints (`Runtime.tenant_endpoint`:
@@ -183,7 +181,6 @@ class Settings:
             time_zone=text("MICROPI_TIME_ZONE", "Europe/Budapest"),
             demo_home=flag("MICROPI_DEMO_HOME", False),
             reconcile_interval=number("MICROPI_RECONCILE_INTERVAL", 30.0, float),
-            docker_network=text("MICROPI_DOCKER_NETWORK", ""),
             relay_bind_host=relay_bind_host,
             relay_ha_host=text("MICROPI_RELAY_HA_HOST", relay_bind_host),
             relay_ports=_relay_ports(text("MICROPI_RELAY_PORT_RANGE", "10700-10999")),

@@ -38,6 +38,7 @@ from hosting.gateway.backends import Backend, BackendPool, canonical_model
 from hosting.gateway.limits import LimitExceeded, TenantMeter
 from hosting.gateway.scheduler import FairScheduler, Unavailable
 from hosting.gateway.settings import GatewaySettings
+from hosting.gateway.speech import SpeechProxy, parse_tcp_uri
 from hosting.gateway.tokens import Tenant, TenantDirectory
 
 _LOGGER = logging.getLogger(__name__)
@@ -156,6 +157,10 @@ class Gateway:
         self.recorders: list[Callable[[RequestRecord], None]] = []
         # Extra routes on the gateway's listeners (e.g. the integration's turn reports), added before start.
         self.extra_routes: list[tuple[str, str, Callable[[web.Request], Awaitable[web.StreamResponse]]]] = []
+        self.speech = SpeechProxy(
+            {"stt": parse_tcp_uri(settings.stt_upstream), "tts": parse_tcp_uri(settings.tts_upstream)},
+            settings.speech_connections,
+        )
         self._runner: web.AppRunner | None = None
         self._sites: dict[str, _Site] = {}
         self._sites_by_host: dict[str, _Site] = {}
@@ -180,6 +185,7 @@ class Gateway:
         await self._runner.setup()
 
     async def close(self) -> None:
+        await self.speech.close_all()
         for key in list(self._sites):
             await self.close_site(key)
         if self._runner is not None:
@@ -212,6 +218,21 @@ class Gateway:
         self._sites[key] = entry
         self._sites_by_host[host] = entry
         return self.port_of(key)
+
+    async def open_tenant(
+        self, instance_id: str, host: str, allowed_network: IPv4Network | IPv6Network | None
+    ) -> dict[str, int]:
+        """Everything one tenant (docker) reaches, on `host`, its network's address: the model gateway and
+        the speech endpoints; returns the ports by name ("gateway", "stt", "tts")."""
+        ports = {"gateway": await self.open_site(instance_id, host, self.settings.port, instance_id=instance_id,
+                                                 allowed_network=allowed_network)}  # fmt: skip
+        speech_ports = {"stt": self.settings.stt_port, "tts": self.settings.tts_port}
+        ports |= await self.speech.open(instance_id, host, speech_ports, allowed_network)
+        return ports
+
+    async def close_tenant(self, instance_id: str) -> None:
+        await self.speech.close(instance_id)
+        await self.close_site(instance_id)
 
     def port_of(self, key: str) -> int:
         server = self._sites[key].site._server  # aiohttp keeps the bound socket there

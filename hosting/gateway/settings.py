@@ -47,7 +47,12 @@ class GatewaySettings:
     queue_wait: float = 30.0  # seconds a request may wait for a slot (beyond: 503)
     health_interval: float = 10.0
     connect_timeout: float = 5.0
-    # Concurrent speech (Wyoming) connections per tenant, to whisper and to piper each.
+    # The shared speech services as the hosting service reaches them (tcp://HOST:PORT; empty: none), the
+    # ports of each tenant's speech endpoints, and the connections a tenant may hold to each at once.
+    stt_upstream: str = ""
+    tts_upstream: str = ""
+    stt_port: int = 10310
+    tts_port: int = 10210
     speech_connections: int = 2
     conversation_retention_days: int = 30
 
@@ -97,6 +102,10 @@ class GatewaySettings:
             queue_total=number("MICROPI_GATEWAY_QUEUE_TOTAL", 256, int),
             queue_wait=number("MICROPI_GATEWAY_QUEUE_WAIT", 30.0, float),
             health_interval=max(0.5, number("MICROPI_GATEWAY_HEALTH_INTERVAL", 10.0, float)),
+            stt_upstream=text("MICROPI_STT_UPSTREAM", ""),
+            tts_upstream=text("MICROPI_TTS_UPSTREAM", ""),
+            stt_port=number("MICROPI_SPEECH_STT_PORT", 10310, int),
+            tts_port=number("MICROPI_SPEECH_TTS_PORT", 10210, int),
             speech_connections=max(1, number("MICROPI_SPEECH_CONNECTIONS", 2, int)),
             conversation_retention_days=max(1, number("MICROPI_CONVERSATION_RETENTION_DAYS", 30, int)),
         )

@@ -2,10 +2,16 @@
 
 Per instance: the container `<name>`, a named volume `<name>-config` on /config (the data: it outlives
 the container, so an upgrade recreates the container on a new image and keeps it), and a private
-bridge network `<name>-net` (instances cannot reach each other). HA's port 8123 is published on
+bridge network `<name>-net`, the ONLY network the container is on. HA's port 8123 is published on
 127.0.0.1:<pool port> of the host. Memory and CPU limits, a restart policy and a health check are set
-on the container itself, whatever the image says. `ollama_network` (optional) is a network the
-container joins too, to reach a shared Ollama by name.
+on the container itself, whatever the image says.
+
+Isolation (the HA container runs the household's code, so it is the trust boundary): no shared network,
+so Docker's DNS knows no neighbour and no shared service by name, and dockerd's isolation rules drop
+traffic between bridge networks. What the container reaches are the listeners the hosting service binds
+on the host's address of that one network (`hosting.gateway`: the model gateway and the speech endpoints;
+`hosting.relay`: its own devices), each refusing peers from any other network. Linux capabilities are
+dropped but for the few HA's image needs to start (s6-overlay's init changes owners and users).
 
 The docker SDK is blocking: every call runs in a worker thread.
 """
@@ -47,6 +53,9 @@ HEALTHCHECK = {
     "retries": 3,
     "start_period": 120_000_000_000,
 }
+# HA's image starts as root under s6-overlay, which chowns its run directories and drops to service users;
+# everything else (NET_RAW, NET_ADMIN, SYS_*, MKNOD, ...) goes.
+CAPABILITIES = ("CHOWN", "DAC_OVERRIDE", "FOWNER", "SETUID", "SETGID", "KILL")
 _PORT_CONFLICT_MARKERS = ("port is already allocated", "address already in use")
 
 
@@ -70,12 +79,10 @@ class DockerRuntime(Runtime):
         self,
         base_url: str | None = None,
         *,
-        ollama_network: str | None = None,
         stop_timeout: float = 30.0,
         bind_host: str = "127.0.0.1",
     ) -> None:
         self.base_url = base_url
-        self.ollama_network = ollama_network
         self.stop_timeout = stop_timeout
         self.bind_host = bind_host
         self._client: docker.DockerClient | None = None
@@ -159,7 +166,7 @@ class DockerRuntime(Runtime):
                 f"image {spec.image} is not on this docker host; build it (docker build -t {spec.image} "
                 "--build-arg HA_VERSION=$(cat images/ha/ha-version) -f images/ha/Dockerfile .)"
             ) from None
-        container = client.containers.create(
+        client.containers.create(
             spec.image,
             name=spec.name,
             labels=labels,
@@ -175,9 +182,9 @@ class DockerRuntime(Runtime):
             restart_policy={"Name": "unless-stopped"},
             healthcheck=HEALTHCHECK,
             security_opt=["no-new-privileges"],
+            cap_drop=["ALL"],
+            cap_add=list(CAPABILITIES),
         )
-        if self.ollama_network:
-            client.networks.get(self.ollama_network).connect(container)
 
     async def _start(self, spec: InstanceSpec) -> None:
         def start(client: docker.DockerClient) -> None:

@@ -23,8 +23,6 @@ class RuntimeSettings(Protocol):
     def data_dir(self) -> Path: ...
     @property
     def hass_command(self) -> str: ...
-    @property
-    def docker_network(self) -> str: ...
 
 
 def _process(settings: RuntimeSettings) -> Runtime:
@@ -36,7 +34,7 @@ def _process(settings: RuntimeSettings) -> Runtime:
 def _docker(settings: RuntimeSettings) -> Runtime:
     from hosting.runtime.docker import DockerRuntime  # noqa: PLC0415  # the docker SDK only when used
 
-    return DockerRuntime(ollama_network=settings.docker_network or None)
+    return DockerRuntime()
 
 
 RUNTIMES: dict[str, Callable[[RuntimeSettings], Runtime]] = {"process": _process, "docker": _docker}

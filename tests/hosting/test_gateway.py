@@ -23,6 +23,7 @@ from hosting.gateway.backends import Backend
 from hosting.gateway.scheduler import FairScheduler, Unavailable
 from hosting.gateway.service import MIDSTREAM_ERROR, Gateway
 from hosting.gateway.settings import GatewaySettings, TenantLimits
+from hosting.gateway.speech import SpeechProxy
 from hosting.gateway.tokens import instance_token, rotate_token
 from hosting.security import SecretBox
 from tests.edge.test_relay import eventually
@@ -400,3 +401,40 @@ async def test_scheduler_bounds_the_queue_and_the_wait() -> None:
     with pytest.raises(Unavailable) as down:
         await scheduler.acquire("a", MODEL)
     assert down.value.code == "no_backend"
+
+
+async def test_speech_endpoint_splices_and_limits_connections() -> None:
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(1024):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    upstream = await asyncio.start_server(echo, "127.0.0.1", 0)
+    port = upstream.sockets[0].getsockname()[1]
+    proxy = SpeechProxy({"stt": ("127.0.0.1", port), "tts": None}, limit=2)
+    try:
+        ports = await proxy.open("tenant", "127.0.0.1", {"stt": 0})
+        assert set(ports) == {"stt"}  # no piper configured: no endpoint for it
+
+        async def connect() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+            return await asyncio.open_connection("127.0.0.1", ports["stt"])
+
+        held = [await connect() for _ in range(2)]
+        for reader, writer in held:
+            writer.write(b'{"type": "describe"}\n')
+            assert await reader.readline() == b'{"type": "describe"}\n'  # spliced to the upstream
+        reader, writer = await connect()
+        assert await reader.read() == b""  # the third at once is hung up on
+        writer.close()
+        held[0][1].close()
+        await eventually(lambda: len(proxy._endpoints["tenant"]["stt"].writers) == 1)
+        reader, writer = await connect()
+        writer.write(b"ping\n")
+        assert await reader.readline() == b"ping\n"
+        writer.close()
+        held[1][1].close()
+    finally:
+        await proxy.close_all()
+        upstream.close()
+        await upstream.wait_closed()

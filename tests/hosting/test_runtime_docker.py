@@ -30,7 +30,7 @@ from hosting.runtime.base import (
     RuntimeState,
     ownership_labels,
 )
-from hosting.runtime.docker import DockerRuntime
+from hosting.runtime.docker import CAPABILITIES, DockerRuntime
 from hosting.security import SecretBox
 from tests.hosting.dockerd import STAND_IN_IMAGE, STAND_IN_IMAGE_2, build_stand_in_images, private_dockerd
 
@@ -361,18 +361,15 @@ async def test_provisioning_something_that_is_not_ha_ends_in_error_with_the_reas
     assert await manager.runtime.list_instances() == []
 
 
-async def test_joins_the_shared_ollama_network(dockerd_url: str, client: docker.DockerClient) -> None:
-    shared = await asyncio.to_thread(client.networks.create, f"ollama-{uuid.uuid4().hex[:6]}")
-    runtime = DockerRuntime(dockerd_url, ollama_network=shared.name, stop_timeout=2)
+async def test_only_on_its_private_network_with_capabilities_dropped(runtime: DockerRuntime) -> None:
     spec = make_spec()
-    try:
-        await runtime.ensure_started(spec)
-        networks = (await runtime.container_attrs(spec.name))["NetworkSettings"]["Networks"]
-        assert set(networks) == {DockerRuntime.network_name(spec.name), shared.name}
-    finally:
-        await runtime.remove(spec.name)
-        await runtime.close()
-        await asyncio.to_thread(shared.remove)
+    await runtime.ensure_started(spec)
+    attrs = await runtime.container_attrs(spec.name)
+    # No shared network: nothing reaches a neighbour or a shared service by name (tests/hosting/test_isolation).
+    assert set(attrs["NetworkSettings"]["Networks"]) == {DockerRuntime.network_name(spec.name)}
+    assert attrs["HostConfig"]["CapDrop"] == ["ALL"]
+    assert sorted(attrs["HostConfig"]["CapAdd"]) == sorted(CAPABILITIES)
+    assert "no-new-privileges" in attrs["HostConfig"]["SecurityOpt"]
 
 
 async def test_operations_through_the_manager(

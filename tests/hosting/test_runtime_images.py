@@ -65,7 +65,11 @@ def test_hosting_drives_docker_on_postgres(compose: dict[str, Any]) -> None:
     environment = hosting["environment"]
     assert environment["MICROPI_RUNTIME"] == "docker"
     assert environment["MICROPI_DATABASE_URL"].startswith("postgresql+asyncpg://")
-    assert compose["networks"]["ollama"]["name"] == environment["MICROPI_DOCKER_NETWORK"]
+    # Tenants reach the shared servers only through the gateway's per-network listeners, never a shared network.
+    assert "MICROPI_DOCKER_NETWORK" not in environment
+    assert environment["MICROPI_GATEWAY_BIND_HOST"] == "docker"
+    for service in ("ollama", "whisper", "piper"):
+        assert all(port["host_ip"] == "127.0.0.1" for port in compose["services"][service]["ports"])
 
 
 def test_prometheus_is_optional(compose: dict[str, Any]) -> None:
