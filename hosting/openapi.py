@@ -155,6 +155,12 @@ def _value_schema(validator: Any) -> dict[str, Any]:
         return {k: v for k, v in (("minimum", validator.min), ("maximum", validator.max)) if v is not None}
     if isinstance(validator, vol.In):
         return {"enum": list(cast(Iterable[Any], validator.container))}
+    if isinstance(validator, vol.Match):
+        return {"type": "string", "pattern": validator.pattern.pattern}
+    if isinstance(validator, vol.Any):
+        return {"anyOf": [_value_schema(part) for part in validator.validators]}
+    if validator is None:
+        return {"type": "null"}
     raise TypeError(f"no JSON Schema for validator {validator!r}; teach hosting.openapi about it")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from hosting.api import accounts, devices, my_instance, operator, system
+from hosting.api import accounts, devices, my_instance, operator, system, usage
 from hosting.api.endpoint import ROUTES_KEY, Endpoint
 
 ENDPOINTS: list[Endpoint] = [
@@ -18,6 +18,7 @@ ENDPOINTS: list[Endpoint] = [
     *operator.ENDPOINTS,
     *system.ENDPOINTS,
     *devices.ENDPOINTS,
+    *usage.ENDPOINTS,
 ]
 
 

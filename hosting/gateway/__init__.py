@@ -16,5 +16,12 @@ Map:
 - `scheduler`: per-tenant round-robin queues over the back-end slots;
 - `limits`: concurrency, requests per minute, tokens per day;
 - `service`: `Gateway`, the proxy itself (auth, allow-list, clamps, streaming, failover);
+- `speech`: per-tenant TCP endpoints in front of whisper and piper;
+- `usage`: metering rollups and the conversation log in the database; `turns`: the integration's reports;
+- `setup`: the gateway inside the service (listeners per runtime, URLs for provisioning);
 - `metrics`: aggregated Prometheus metrics (never a tenant label).
 """
+
+from hosting.gateway.setup import setup
+
+__all__ = ["setup"]

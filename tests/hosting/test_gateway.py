@@ -4,6 +4,7 @@ client on the tenant's side): tokens, the allow-list, limits, clamps, streaming,
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from hosting.gateway.tokens import instance_token, rotate_token
 from hosting.security import SecretBox
 from tests.edge.test_relay import eventually
 
+_PORTS = itertools.count(8200)
 MODEL = "ministral-3:3b-instruct-2512-q4_K_M"
 OTHER = "llama3.2:1b"
 MESSAGES = [{"role": "user", "content": "Kapcsold fel a lámpát"}]
@@ -45,7 +47,7 @@ async def add_home(sessions: async_sessionmaker[AsyncSession], box: SecretBox, n
         user = User(email=f"{name}@example.com", password_hash="x")
         session.add(user)
         await session.flush()
-        instance = Instance(user_id=user.id, name=f"micropi-ha-{name}", port=8200 + len(name) + hash(name) % 90)
+        instance = Instance(user_id=user.id, name=f"micropi-ha-{name}", port=next(_PORTS))
         session.add(instance)
         await session.flush()
         token = await instance_token(session, box, instance)
