@@ -16,10 +16,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from hosting import gateway
 from hosting.db import create_engine, migrate, session_factory
 from hosting.db.callers import open_caller_reader
 from hosting.devices import DEVICES_KEY, DeviceService
+from hosting.gateway.setup import setup as setup_gateway
 from hosting.instances import INSTANCE_MANAGER_KEY, InstanceManager
 from hosting.keys import (
     CALLERS_KEY,
@@ -67,7 +67,7 @@ def create_app(settings: Settings) -> web.Application:
     if settings.provisioning_enabled:
         app.cleanup_ctx.append(instance_manager_context)
     app.cleanup_ctx.append(app[DEVICES_KEY].context)  # after the database: it reopens stored endpoints
-    gateway.setup(app, app[SESSIONS_KEY])
+    setup_gateway(app, app[SESSIONS_KEY], app[RUNTIME_KEY])  # after the database too: tokens live there
     add_routes(app)
     return app
 

@@ -22,6 +22,3 @@ Map:
 - `metrics`: aggregated Prometheus metrics (never a tenant label).
 """
 
-from hosting.gateway.setup import setup
-
-__all__ = ["setup"]

@@ -2,17 +2,15 @@
 
 Where tenants reach it (`GatewaySettings.bind_host`):
 - an address (default 127.0.0.1; the process runtime): one listener for every tenant, tokens tell them apart;
-- "docker": a listener per instance on the host's address of the instance's private network (the same
-  placement as the device relay, hosting.devices), opened at start for every instance whose network exists
-  and by `open_for` when provisioning makes a new one.
+- "docker": a listener per instance where the runtime binds tenant-facing endpoints (`Runtime.tenant_endpoint`:
+  the host's address on the instance's private network, as for the device relay), opened at start for every
+  instance whose network exists and by `open_for` when provisioning makes a new one.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from ipaddress import IPv4Network, IPv6Network
 
 from aiohttp import web
 from sqlalchemy import select
@@ -23,22 +21,15 @@ from hosting.gateway.service import Gateway
 from hosting.gateway.settings import GatewaySettings
 from hosting.gateway.turns import TURNS_PATH, turns_handler
 from hosting.gateway.usage import UsageStore
+from hosting.runtime.base import Runtime
 
 _LOGGER = logging.getLogger(__name__)
 
 GATEWAY_KEY = web.AppKey("gateway", Gateway)
 USAGE_KEY = web.AppKey("gateway_usage", UsageStore)
 LOCAL = "local"
-
-# (bind address, allowed network) of an instance's private network, by instance name (docker runtime).
-type Placement = Callable[[str], tuple[str, IPv4Network | IPv6Network | None]]
-
-
-def docker_placement(instance_name: str) -> tuple[str, IPv4Network | IPv6Network | None]:
-    from hosting.devices import _docker_placement  # noqa: PLC0415  # the docker SDK only where it is used
-
-    placement = _docker_placement(instance_name)
-    return placement.bind_host, placement.allowed_network
+# GatewaySettings.bind_host value: a listener per tenant, where the runtime binds tenant-facing endpoints.
+ON_TENANT_NETWORK = "docker"
 
 
 class GatewayHost:
@@ -49,13 +40,13 @@ class GatewayHost:
         gateway: Gateway,
         store: UsageStore,
         sessions: async_sessionmaker[AsyncSession],
-        placement: Placement = docker_placement,
+        runtime: Runtime,
     ) -> None:
         self.gateway = gateway
         self.store = store
         self.sessions = sessions
-        self.placement = placement
-        self.per_instance = gateway.settings.bind_host == "docker"
+        self.runtime = runtime
+        self.per_instance = gateway.settings.bind_host == ON_TENANT_NETWORK
         self._hosts: dict[str, str] = {}
         # Set by provisioning: puts a rotated token into the instance's HA; True when it did.
         self.on_rotated: Callable[[Instance, str], Awaitable[bool]] | None = None
@@ -86,9 +77,9 @@ class GatewayHost:
         """Make sure the instance's HA can reach the gateway (docker: a listener on its network)."""
         if not self.per_instance:
             return
-        host, network = await asyncio.to_thread(self.placement, instance.name)
-        await self.gateway.open_tenant(instance.id, host, network)
-        self._hosts[instance.id] = host
+        endpoint = await self.runtime.tenant_endpoint(instance.name)
+        await self.gateway.open_tenant(instance.id, endpoint.bind_host, endpoint.allowed_network)
+        self._hosts[instance.id] = endpoint.ha_host
 
     async def close_for(self, instance_id: str) -> None:
         if self.per_instance:
@@ -118,6 +109,7 @@ GATEWAY_HOST_KEY = web.AppKey("gateway_host", GatewayHost)
 def setup(
     app: web.Application,
     sessions: async_sessionmaker[AsyncSession],
+    runtime: Runtime,
     settings: GatewaySettings | None = None,
 ) -> GatewayHost:
     """Adds the gateway to `app`; it starts after the database's cleanup context (add it after that)."""
@@ -126,7 +118,7 @@ def setup(
     store = UsageStore(sessions, settings.conversation_retention_days)
     gateway.recorders.append(store.record)
     gateway.extra_routes.append(("POST", TURNS_PATH, turns_handler(store)))
-    host = GatewayHost(gateway, store, sessions)
+    host = GatewayHost(gateway, store, sessions, runtime)
     app[GATEWAY_KEY] = gateway
     app[USAGE_KEY] = store
     app[GATEWAY_HOST_KEY] = host
