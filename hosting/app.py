@@ -19,6 +19,8 @@ from aiohttp import web
 from hosting.db import create_engine, migrate, session_factory
 from hosting.db.callers import open_caller_reader
 from hosting.devices import DEVICES_KEY, DeviceService
+from hosting.gateway.settings import GatewaySettings
+from hosting.gateway.setup import GATEWAY_HOST_KEY
 from hosting.gateway.setup import setup as setup_gateway
 from hosting.instances import INSTANCE_MANAGER_KEY, InstanceManager
 from hosting.keys import (
@@ -64,10 +66,14 @@ def create_app(settings: Settings) -> web.Application:
     app[DEVICES_KEY] = DeviceService(app[SESSIONS_KEY], app[SECRET_BOX_KEY], settings, app[RUNTIME_KEY])
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(runtime_context)
+    # After the database (tokens live there), before the instances (provisioning gives them its URL).
+    gateway_settings = GatewaySettings.from_env(
+        default_url=settings.ollama_url, default_model=settings.ollama_model, default_api_key=settings.ollama_api_key
+    )
+    setup_gateway(app, app[SESSIONS_KEY], app[RUNTIME_KEY], gateway_settings)
     if settings.provisioning_enabled:
         app.cleanup_ctx.append(instance_manager_context)
     app.cleanup_ctx.append(app[DEVICES_KEY].context)  # after the database: it reopens stored endpoints
-    setup_gateway(app, app[SESSIONS_KEY], app[RUNTIME_KEY])  # after the database too: tokens live there
     add_routes(app)
     return app
 
@@ -87,7 +93,9 @@ async def runtime_context(app: web.Application) -> AsyncIterator[None]:
 
 
 async def instance_manager_context(app: web.Application) -> AsyncIterator[None]:
-    manager = InstanceManager.from_settings(app[SETTINGS_KEY], app[SESSIONS_KEY], app[SECRET_BOX_KEY], app[RUNTIME_KEY])
+    manager = InstanceManager.from_settings(
+        app[SETTINGS_KEY], app[SESSIONS_KEY], app[SECRET_BOX_KEY], app[RUNTIME_KEY], app[GATEWAY_HOST_KEY]
+    )
     app[INSTANCE_MANAGER_KEY] = manager
     await manager.open()  # reconciles once, then keeps a periodic reconciliation task
     yield

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -30,8 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from hosting import metrics
 from hosting.assistant import NOT_SET_UP, AssistantState, AssistantStates
 from hosting.db.models import Instance, User, new_id
+from hosting.gateway.setup import GatewayHost
+from hosting.gateway.tokens import instance_token
+from hosting.ha_client import HomeAssistantClient, HomeAssistantError
 from hosting.ports import PortPoolExhausted, free_port_count, insert_with_port, port_pool
-from hosting.provision import STEPS, Provisioner, ProvisionError, ProvisionTarget
+from hosting.provision import STEPS, Provisioner, ProvisionError, ProvisionTarget, reconfigure_model_server
 from hosting.reconcile import ReconcileReport, reconcile, restart_delay
 from hosting.runtime.base import (
     InstanceSpec,
@@ -109,8 +113,14 @@ class InstanceManager:
         runtime: Runtime,
         secrets: SecretBox,
         config: InstanceConfig,
+        gateway: GatewayHost | None = None,
     ) -> None:
         self.sessions = sessions
+        # The model gateway every instance's agent goes through (None: straight to `config.ollama_url`, for
+        # tests of the manager alone).
+        self.gateway = gateway
+        if gateway is not None:
+            gateway.on_rotated = self.reconfigure_model_server
         self.runtime = runtime
         self.secrets = secrets
         self.config = config
@@ -128,9 +138,10 @@ class InstanceManager:
         sessions: async_sessionmaker[AsyncSession],
         secrets: SecretBox,
         runtime: Runtime | None = None,
+        gateway: GatewayHost | None = None,
     ) -> InstanceManager:
         runtime = runtime or create_runtime(settings)
-        return cls(sessions, runtime, secrets, InstanceConfig.from_settings(settings))
+        return cls(sessions, runtime, secrets, InstanceConfig.from_settings(settings), gateway)
 
     # ---- service lifecycle ---------------------------------------------------------------------------
 
@@ -277,6 +288,34 @@ class InstanceManager:
         if self._provisioning.get(instance_id) is task:
             del self._provisioning[instance_id]
 
+    async def _model_server_for(self, instance: Instance) -> tuple[str, str]:
+        """The URL and key the instance's agent uses: the gateway, with the instance's own token."""
+        if self.gateway is None:
+            return self.config.ollama_url, self.config.ollama_api_key
+        await self.gateway.open_for(instance)  # docker: its network exists once the container does
+        async with self.sessions() as session, session.begin():
+            token = await instance_token(session, self.secrets, instance)
+        return self.gateway.url_for(instance.id), token
+
+    async def reconfigure_model_server(self, instance: Instance, token: str) -> bool:
+        """Put the gateway's URL and a (rotated) token into the instance's agent entry; False when the
+        instance is not provisioned that far (its provisioning then uses the new token anyway)."""
+        if self.gateway is None:
+            return False
+        state = json.loads(instance.provision_state or "{}").get("steps", {})
+        entry = state.get("ollama_entry", {}).get("entry_id")
+        ha_token = self._decrypt(instance.ha_token_encrypted)
+        if not entry or ha_token is None:
+            return False
+        await self.gateway.open_for(instance)
+        ha = HomeAssistantClient(self.runtime.service_url(self.spec_for(instance)), ha_token)
+        try:
+            await reconfigure_model_server(ha, entry, self.gateway.url_for(instance.id), token)
+        except (HomeAssistantError, aiohttp.ClientError, TimeoutError) as err:
+            _LOGGER.warning("could not give %s its new gateway token: %s", instance.name, err)
+            return False
+        return True
+
     async def wait_provisioned(self, instance_id: str) -> Instance:
         """Wait for background provisioning of the instance (if any) to end; the instance as it is then."""
         task = self._provisioning.get(instance_id)
@@ -295,14 +334,15 @@ class InstanceManager:
                 await self.runtime.ensure_started(spec)
                 await self.runtime.wait_ready(spec, self.config.ready_timeout)
                 await self.update(instance_id, status_reason="setting up Home Assistant", health="healthy")
+                model_url, model_key = await self._model_server_for(instance)
                 provisioner = Provisioner(
                     ProvisionTarget(
                         base_url=self.runtime.service_url(spec),
                         email=await self._owner_email(instance.user_id),
                         time_zone=state.get("time_zone") or self.config.time_zone,
-                        ollama_url=self.config.ollama_url,
+                        ollama_url=model_url,
                         ollama_model=self.config.ollama_model,
-                        ollama_api_key=self.config.ollama_api_key,
+                        ollama_api_key=model_key,
                         demo=bool(state.get("demo")),  # False for homes made before there was a demo
                     ),
                     done=state.get("steps", {}),
@@ -468,6 +508,8 @@ class InstanceManager:
             instance = await self.get(instance_id)
             # Marked first: if the service stops mid-way, reconciliation finishes the deletion.
             await self.update(instance_id, status="deleting", status_reason="being deleted")
+            if self.gateway is not None:
+                await self.gateway.close_for(instance_id)
             await self.runtime.remove(instance.name)
             async with self.sessions() as session, session.begin():
                 row = await session.get(Instance, instance_id)

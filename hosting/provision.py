@@ -379,6 +379,20 @@ class Provisioner:
         return await self._ha(token).command(command)
 
 
+async def reconfigure_model_server(ha: HomeAssistantClient, entry_id: str, url: str, api_key: str) -> None:
+    """The agent entry's reconfigure flow (as a person would run it): a new server URL and key."""
+    flow = await ha.request(
+        "POST", "/api/config/config_entries/flow", {"handler": INTEGRATION_DOMAIN, "entry_id": entry_id}
+    )
+    if flow.get("type") != "form":
+        raise HomeAssistantError(f"the reconfigure flow did not start: {flow.get('reason') or flow.get('type')}")
+    result = await ha.request(
+        "POST", f"/api/config/config_entries/flow/{flow['flow_id']}", {"url": url, "api_key": api_key}
+    )
+    if result.get("type") != "abort" or result.get("reason") != "reconfigure_successful":
+        raise HomeAssistantError(f"the reconfigure flow refused: {result.get('errors') or result.get('reason')}")
+
+
 async def _json(response: aiohttp.ClientResponse, what: str) -> Any:
     if response.status >= 400:
         text = (await response.text())[:300]

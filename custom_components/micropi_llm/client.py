@@ -32,6 +32,8 @@ class Failure(StrEnum):
     TIMEOUT = "timeout"
     SERVER_ERROR = "server_error"
     BROKEN_STREAM = "broken_stream"
+    # A hosted gateway's limit or full queue (429/503 with Retry-After): "busy, try again in N seconds".
+    BUSY = "busy"
     # Not the server's: an HA LLM API chosen for the agent is gone, or the model kept calling tools.
     LLM_API = "llm_api"
     TOOL_LOOP = "tool_loop"
@@ -56,6 +58,8 @@ def classify(err: BaseException) -> Failure:
     if isinstance(err, ToolLoopError):
         return Failure.TOOL_LOOP
     if isinstance(err, ollama.ResponseError):
+        if err.status_code == 429 or (err.status_code == 503 and retry_after(err) is not None):
+            return Failure.BUSY
         if err.status_code in (401, 403):
             return Failure.INVALID_AUTH
         if err.status_code == 404 and "model" in str(err.error).lower():
@@ -72,6 +76,18 @@ def classify(err: BaseException) -> Failure:
     if isinstance(err, (httpx.HTTPError, json.JSONDecodeError, pydantic.ValidationError, IncompleteStreamError)):
         return Failure.BROKEN_STREAM
     return Failure.SERVER_ERROR
+
+
+def retry_after(err: BaseException) -> int | None:
+    """The seconds a busy gateway asks us to wait (its error body's `retry_after`), if it said."""
+    detail = err.error if isinstance(err, ollama.ResponseError) else None
+    seconds = detail.get("retry_after") if isinstance(detail, dict) else None
+    return seconds if isinstance(seconds, int) and not isinstance(seconds, bool) and seconds > 0 else None
+
+
+def refused_by_operator(err: BaseException) -> bool:
+    """A hosted gateway refused to pull: there the operator chooses the models (403 on /api/pull)."""
+    return isinstance(err, ollama.ResponseError) and err.status_code == 403
 
 
 # What `classify` understands; anything else is a bug of ours and should surface as one.

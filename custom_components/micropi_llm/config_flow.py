@@ -46,6 +46,7 @@ from .client import (
     async_close,
     async_list_models,
     async_pull,
+    refused_by_operator,
     classify,
     create_client,
     redact_url,
@@ -104,6 +105,8 @@ def _server_failure(err: BaseException) -> Failure:
 
 def _pull_failure(err: BaseException) -> str:
     """The error (or abort reason) for a model that could not be pulled, the same in both flows."""
+    if refused_by_operator(err):
+        return "models_by_operator"  # a hosted MicroPi: its operator offers the models there are
     if isinstance(err, ollama.ResponseError) and any(
         words in str(err.error) for words in ("does not exist", "not found")
     ):

@@ -32,6 +32,7 @@ from .client import (
     ToolLoopError,
     TurnStats,
     classify,
+    retry_after,
     redact_url,
 )
 from .const import DOMAIN, SUBENTRY_CONVERSATION
@@ -278,7 +279,9 @@ class MicroPiAgent(conversation.ConversationEntity):
             self.entry.runtime_data.status.async_failed(Failure.CANNOT_CONNECT, err, log=False)
         if failure is Failure.MODEL_NOT_FOUND:
             async_update_model_issue(self.hass, self.entry, self.subentry.subentry_id, present=False)
-        text = await async_spoken_error(self.hass, user_input.language, failure)
+        text = await async_spoken_error(
+            self.hass, user_input.language, failure, {"seconds": str(retry_after(err) or 10)}
+        )
         # The answer joins the chat log, so a follow-up in this conversation still makes sense.
         chat_log.async_add_assistant_content_without_tools(
             conversation.AssistantContent(agent_id=self.entity_id or DOMAIN, content=text)
@@ -290,12 +293,14 @@ class MicroPiAgent(conversation.ConversationEntity):
         )
 
 
-async def async_spoken_error(hass: HomeAssistant, language: str | None, failure: Failure) -> str:
+async def async_spoken_error(
+    hass: HomeAssistant, language: str | None, failure: Failure, placeholders: dict[str, str] | None = None
+) -> str:
     """The short error for the user, from translations/<language>.json (English if missing)."""
     language = (language or hass.config.language or "en").replace("_", "-")
     key = f"component.{DOMAIN}.exceptions.spoken_{failure}.message"
     for candidate in dict.fromkeys((language, language.split("-")[0], "en")):
         translations = await async_get_translations(hass, candidate, "exceptions", {DOMAIN})
         if text := translations.get(key):
-            return text
+            return text.format(**placeholders) if placeholders else text
     return "Sorry, something went wrong."

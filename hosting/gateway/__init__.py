@@ -21,4 +21,3 @@ Map:
 - `setup`: the gateway inside the service (listeners per runtime, URLs for provisioning);
 - `metrics`: aggregated Prometheus metrics (never a tenant label).
 """
-

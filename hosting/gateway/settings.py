@@ -57,7 +57,16 @@ class GatewaySettings:
     conversation_retention_days: int = 30
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> GatewaySettings:
+    def from_env(
+        cls,
+        environ: Mapping[str, str] | None = None,
+        *,
+        default_url: str = "http://127.0.0.1:11434",
+        default_model: str = DEFAULT_MODEL,
+        default_api_key: str = "",
+    ) -> GatewaySettings:
+        """`default_*`: the service's own Ollama settings (MICROPI_OLLAMA_URL/_MODEL/_API_KEY) when the
+        gateway's lists are not set."""
         env = os.environ if environ is None else environ
 
         def text(name: str, default: str) -> str:
@@ -78,7 +87,6 @@ class GatewaySettings:
                 raise GatewaySettingsError(f"{name}={raw!r} must not be negative")
             return value
 
-        default_url = text("MICROPI_OLLAMA_URL", "http://127.0.0.1:11434")
         urls = listed("MICROPI_OLLAMA_URLS", default_url)
         for url in urls:
             if not url.startswith(("http://", "https://")):
@@ -86,9 +94,9 @@ class GatewaySettings:
         base = TenantLimits()
         return cls(
             backend_urls=urls,
-            backend_api_key=env.get("MICROPI_OLLAMA_API_KEY", "").strip(),
+            backend_api_key=env.get("MICROPI_OLLAMA_API_KEY", "").strip() or default_api_key,
             backend_slots=max(1, number("MICROPI_OLLAMA_SLOTS", 4, int)),
-            models=listed("MICROPI_OLLAMA_MODELS", text("MICROPI_OLLAMA_MODEL", DEFAULT_MODEL)),
+            models=listed("MICROPI_OLLAMA_MODELS", default_model),
             bind_host=text("MICROPI_GATEWAY_BIND_HOST", "127.0.0.1"),
             port=number("MICROPI_GATEWAY_PORT", 8081, int),
             limits=TenantLimits(

@@ -110,10 +110,9 @@ def setup(
     app: web.Application,
     sessions: async_sessionmaker[AsyncSession],
     runtime: Runtime,
-    settings: GatewaySettings | None = None,
+    settings: GatewaySettings,
 ) -> GatewayHost:
     """Adds the gateway to `app`; it starts after the database's cleanup context (add it after that)."""
-    settings = settings or GatewaySettings.from_env()
     gateway = Gateway(settings, sessions)
     store = UsageStore(sessions, settings.conversation_retention_days)
     gateway.recorders.append(store.record)

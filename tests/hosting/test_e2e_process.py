@@ -24,6 +24,7 @@ from bench.ollama_wire import OllamaWireServer, Reply
 from hosting import metrics
 from hosting.db import create_engine, migrate, session_factory
 from hosting.db.models import Instance, User
+from hosting.gateway.setup import USAGE_KEY
 from hosting.instances import INSTANCE_MANAGER_KEY, InstanceBusy, InstanceConfig, InstanceManager
 from hosting.keys import SESSIONS_KEY
 from hosting.provision import SERVICE_CLIENT_NAME, STEPS
@@ -163,6 +164,10 @@ async def test_sign_up_gives_a_ready_ha_whose_assistant_works(tmp_path: Path) ->
         lamp_state = (await ha_client.rest(base_url, user_token, "GET", f"/api/states/{lamp}"))[1]["state"]
         assert lamp_state == "on", (answer, ollama.requests[-1]["messages"][1:], len(ollama.requests))
         assert "Felkapcsoltam" in answer["response"]["speech"]["plain"]["speech"], answer
+        # The agent went through the gateway with the instance's own token, and was metered there.
+        await client.app[USAGE_KEY].flush()
+        usage = await (await client.get("/api/me/usage", headers=headers)).json()
+        assert usage["model_requests"] == len(ollama.requests), usage
 
         # The service stops: hass keeps running; the next start adopts it without restarting it.
         pid = hass_pid(settings.data_dir, instance["name"])
