@@ -26,6 +26,7 @@ from .client import (
 )
 from .const import DOMAIN
 from .server_status import ServerStatus, async_delete_issues
+from .turn_report import TurnReporter
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -57,7 +58,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: MicroPiConfigEntry) -> b
     else:
         status.async_answered(models)
 
-    entry.runtime_data = MicroPiData(client=client, status=status)
+    reporter = TurnReporter(hass, entry.data[CONF_URL], entry.data.get(CONF_API_KEY))
+    entry.runtime_data = MicroPiData(client=client, status=status, reporter=reporter)
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     status.async_start()
     entry.async_on_unload(entry.add_update_listener(_async_reload))

@@ -18,6 +18,7 @@ from homeassistant.config_entries import ConfigEntry
 from homeassistant.util.ssl import get_default_context
 
 from .const import CONNECT_TIMEOUT, TURN_STATS_KEPT
+from .turn_report import TurnReporter
 
 if TYPE_CHECKING:
     from .server_status import ServerStatus
@@ -193,6 +194,7 @@ class MicroPiData:
 
     client: ollama.AsyncClient
     status: ServerStatus
+    reporter: TurnReporter
     turns: deque[TurnStats] = field(default_factory=lambda: deque(maxlen=TURN_STATS_KEPT))
 
 

@@ -46,10 +46,10 @@ from .client import (
     async_close,
     async_list_models,
     async_pull,
-    refused_by_operator,
     classify,
     create_client,
     redact_url,
+    refused_by_operator,
 )
 from .const import (
     CONF_KEEP_ALIVE,

@@ -32,8 +32,8 @@ from .client import (
     ToolLoopError,
     TurnStats,
     classify,
-    retry_after,
     redact_url,
+    retry_after,
 )
 from .const import DOMAIN, SUBENTRY_CONVERSATION
 from .live_state import home_api
@@ -41,6 +41,7 @@ from .local_match import async_handle_locally
 from .options import AgentOptions
 from .server_status import async_update_model_issue
 from .tool_repair import repaired_deltas
+from .turn_report import turn_summary
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -172,23 +173,41 @@ class MicroPiAgent(conversation.ConversationEntity):
     async def _async_handle_message(
         self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog
     ) -> conversation.ConversationResult:
-        """Answer one user message: locally when HA matches it, else with the model."""
+        """Answer one user message, then report the turn (a hosted MicroPi keeps the household's log)."""
+        started = time.monotonic()
+        stats: list[TurnStats] = []
+        result, handled, status = await self._async_answer(user_input, chat_log, stats)
+        figures: dict[str, Any] = {
+            "handled": handled,
+            "latency_ms": round((time.monotonic() - started) * 1000),
+            "prompt_tokens": sum(s.prompt_eval_count or 0 for s in stats),
+            "eval_tokens": sum(s.eval_count or 0 for s in stats),
+        }
+        if status is not None:
+            figures["status"] = status
+        self.entry.runtime_data.reporter.report(turn_summary(self.hass, user_input, chat_log, result, **figures))
+        return result
+
+    async def _async_answer(
+        self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog, stats: list[TurnStats]
+    ) -> tuple[conversation.ConversationResult, str, str | None]:
+        """Locally when HA matches it, else with the model; (result, "local"|"model", failure or None)."""
         if self.options.prefer_local and (
             result := await async_handle_locally(
                 self.hass, user_input, chat_log, model_controls_home=bool(self.options.llm_hass_api)
             )
         ):
-            return result
+            return result, "local", None
         try:
             await self._async_provide_llm_data(user_input, chat_log)
             # One deadline for the whole turn, tool rounds included: the user hears something in time.
             async with asyncio.timeout(self.options.timeout):
-                await self._async_run_model(chat_log)
+                await self._async_run_model(chat_log, stats)
         except conversation.ConverseError as err:  # e.g. the instructions are a broken template
-            return err.as_conversation_result()
+            return err.as_conversation_result(), "model", "converse_error"
         except TURN_ERRORS as err:
-            return await self._async_failed(user_input, chat_log, err)
-        return conversation.async_get_result_from_chat_log(user_input, chat_log)
+            return await self._async_failed(user_input, chat_log, err), "model", str(classify(err))
+        return conversation.async_get_result_from_chat_log(user_input, chat_log), "model", None
 
     async def _async_provide_llm_data(
         self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog
@@ -207,7 +226,7 @@ class MicroPiAgent(conversation.ConversationEntity):
         except HomeAssistantError as err:  # an HA LLM API chosen for the agent is gone
             raise LLMAPIUnavailableError(f"cannot use its Home Assistant API {api_ids}: {err}") from err
 
-    async def _async_run_model(self, chat_log: conversation.ChatLog) -> None:
+    async def _async_run_model(self, chat_log: conversation.ChatLog, stats: list[TurnStats]) -> None:
         """Ask the model until it answers without tool calls; ToolLoopError when the rounds run out."""
         client = self.entry.runtime_data.client
         options = self.options
@@ -233,12 +252,12 @@ class MicroPiAgent(conversation.ConversationEntity):
                 pass
             if not final:
                 raise IncompleteStreamError("the stream ended without its final chunk")
-            self._record(options.model, iteration, final[0], (time.monotonic() - started) * 1000)
+            stats.append(self._record(options.model, iteration, final[0], (time.monotonic() - started) * 1000))
             if not chat_log.unresponded_tool_results:
                 return
         raise ToolLoopError(f"stopped after {options.max_tool_iterations} tool rounds without an answer")
 
-    def _record(self, model: str, iteration: int, final: ollama.ChatResponse, wall_ms: float) -> None:
+    def _record(self, model: str, iteration: int, final: ollama.ChatResponse, wall_ms: float) -> TurnStats:
         """Keep Ollama's own figures for diagnostics, and log them."""
         stats = TurnStats.from_final(self.subentry.title, model, iteration, final, wall_ms)
         self.entry.runtime_data.turns.append(stats)
@@ -259,6 +278,7 @@ class MicroPiAgent(conversation.ConversationEntity):
         if iteration == 1:
             self.entry.runtime_data.status.async_answered()
             async_update_model_issue(self.hass, self.entry, self.subentry.subentry_id, present=True)
+        return stats
 
     async def _async_failed(
         self, user_input: conversation.ConversationInput, chat_log: conversation.ChatLog, err: BaseException

@@ -27,7 +27,7 @@ from hosting.gateway.settings import GatewaySettings, TenantLimits
 from hosting.gateway.speech import SpeechProxy
 from hosting.gateway.tokens import instance_token, rotate_token
 from hosting.security import SecretBox
-from tests.edge.test_relay import eventually
+from tests.edge.device import eventually
 
 _PORTS = itertools.count(8200)
 MODEL = "ministral-3:3b-instruct-2512-q4_K_M"

@@ -2,11 +2,13 @@
 429 becomes a short spoken "busy, try again in N seconds" at once (Hungarian and English), and a model pull
 on the hosted server tells the user, translated, that the operator chooses the models."""
 
+import asyncio
 import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -23,6 +25,8 @@ from hosting.db.models import GatewayLimits, Instance, User
 from hosting.gateway.service import Gateway
 from hosting.gateway.settings import GatewaySettings
 from hosting.gateway.tokens import instance_token
+from hosting.gateway.turns import TURNS_PATH, turns_handler
+from hosting.gateway.usage import UsageStore
 from hosting.security import SecretBox
 
 from .home import Home, async_ask, async_setup_agent, is_error, speech
@@ -33,6 +37,8 @@ class Hosted:
     url: str
     token: str
     backend: OllamaWireServer
+    store: UsageStore
+    user_id: str
 
 
 @pytest.fixture
@@ -43,7 +49,7 @@ async def hosted(tmp_path: Path) -> AsyncIterator[Hosted]:
     sessions = session_factory(engine)
     box = SecretBox(Fernet.generate_key().decode())
     async with sessions() as session, session.begin():
-        user = User(email="anna@example.hu", password_hash="!")  # noqa: S106  # no login in this test
+        user = User(email="anna@example.hu", password_hash="!")  # no login in this test
         session.add(user)
         await session.flush()
         instance = Instance(user_id=user.id, name="micropi-ha-anna", port=8200)
@@ -54,9 +60,11 @@ async def hosted(tmp_path: Path) -> AsyncIterator[Hosted]:
     backend = OllamaWireServer(models=[DEFAULT_MODEL, "other:1b"], responder=lambda _b: Reply("Rendben."))
     await backend.start()
     gateway = Gateway(GatewaySettings(backend_urls=(backend.url,), models=(DEFAULT_MODEL,), port=0), sessions)
+    store = UsageStore(sessions)
+    gateway.extra_routes.append(("POST", TURNS_PATH, turns_handler(store)))  # as hosting.gateway.setup does
     await gateway.start()
     port = await gateway.open_site("local", "127.0.0.1", 0)
-    yield Hosted(f"http://127.0.0.1:{port}", token, backend)
+    yield Hosted(f"http://127.0.0.1:{port}", token, backend, store, user.id)
     await gateway.close()
     await backend.stop()
     await engine.dispose()
@@ -117,3 +125,44 @@ async def test_hosted_server_refuses_pulls_with_a_translated_reason(hass: HomeAs
     await hass.async_block_till_done()
     flow = await hass.config_entries.subentries.async_configure(flow["flow_id"])
     assert flow["type"] is FlowResultType.ABORT and flow["reason"] == "models_by_operator"
+
+
+async def test_every_turn_is_reported_to_the_households_log(hass: HomeAssistant, home: Home, hosted: Hosted) -> None:
+    """Local turns never reach the model, so the agent reports each turn itself (with the same token)."""
+    await async_setup_agent(hass, hosted.url, api_key=hosted.token)  # local first, as by default
+    await async_ask(hass, "Kapcsold fel a konyhai lámpát")
+    assert hass.states.get(home.kitchen_light).state == "on"
+    assert not hosted.backend.requests
+    await async_ask(hass, "Mesélj valamit a lámpákról")
+    assert len(hosted.backend.requests) == 1
+    log = await _log_of(hosted, 2)
+    model, local = log["items"]
+    assert local["handled"] == "local" and local["text"] == "Kapcsold fel a konyhai lámpát"
+    assert local["intents"][0]["name"] == "HassTurnOn" and local["status"] == "ok" and local["result"]
+    assert model["handled"] == "model" and model["result"] == "Rendben." and model["eval_tokens"] > 0
+    assert model["latency_ms"] >= 0 and model["prompt_tokens"] > 0
+
+
+async def _log_of(hosted: Hosted, turns: int) -> dict[str, Any]:
+    """The household's log once `turns` reports are in (they go in the background, after the answer)."""
+    async with asyncio.timeout(10):
+        while (log := await hosted.store.conversations(hosted.user_id, 10, 0))["total"] < turns:  # noqa: ASYNC110  # a database row, no event to wait on
+            await asyncio.sleep(0.05)
+    return log
+
+
+async def test_a_self_hosted_server_gets_no_reports(hass: HomeAssistant, home: Home, wire: OllamaWireServer) -> None:
+    """A plain Ollama (no key, or no gateway) is never sent turn reports; one with a key is tried once."""
+    entry = await async_setup_agent(hass, wire.url, api_key="proxy-key")
+    await async_ask(hass, "Kapcsold fel a konyhai lámpát")
+    async with asyncio.timeout(10):
+        while entry.runtime_data.reporter.enabled:  # noqa: ASYNC110  # 404 from a plain Ollama stops the reports
+            await asyncio.sleep(0.05)
+    assert wire.hits.count(("POST", TURNS_PATH)) == 1
+    await async_ask(hass, "Kapcsold le a konyhai lámpát")
+    await asyncio.sleep(0.3)
+    assert wire.hits.count(("POST", TURNS_PATH)) == 1
+
+    await hass.config_entries.async_unload(entry.entry_id)
+    keyless = await async_setup_agent(hass, wire.url)
+    assert keyless.runtime_data.reporter.enabled is False  # no key: a self-hosted Ollama, never asked
