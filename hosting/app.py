@@ -70,7 +70,8 @@ def create_app(settings: Settings) -> web.Application:
     gateway_settings = GatewaySettings.from_env(
         default_url=settings.ollama_url, default_model=settings.ollama_model, default_api_key=settings.ollama_api_key
     )
-    setup_gateway(app, app[SESSIONS_KEY], app[RUNTIME_KEY], gateway_settings)
+    gateway_host = setup_gateway(app, app[SESSIONS_KEY], app[RUNTIME_KEY], gateway_settings)
+    app[DEVICES_KEY].speech_uris = gateway_host.speech_uris_for
     if settings.provisioning_enabled:
         app.cleanup_ctx.append(instance_manager_context)
     app.cleanup_ctx.append(app[DEVICES_KEY].context)  # after the database: it reopens stored endpoints

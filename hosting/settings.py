@@ -110,16 +110,7 @@ class Settings:
             return env.get(name, "").strip() or default
 
         def number[T: (int, float)](name: str, default: T, kind: type[T]) -> T:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}; set a number or unset it") from None
-            if value < 0:
-                raise SettingsError(f"{name}={raw!r} must not be negative")
-            return value
+            return env_number(env, name, default, kind)
 
         def flag(name: str, default: bool) -> bool:
             raw = env.get(name, "").strip().lower()
@@ -204,6 +195,20 @@ def _networks(name: str, raw: str) -> tuple[IPNetwork, ...]:
                 f"{name}: {part!r} is not an IP address or CIDR; use e.g. 127.0.0.1,::1,10.0.0.0/8"
             ) from None
     return tuple(networks)
+
+
+def env_number[T: (int, float)](env: Mapping[str, str], name: str, default: T, kind: type[T]) -> T:
+    """The non-negative number in variable `name`, `default` when unset; SettingsError saying what to set."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r} is not a {kind.__name__}; set a number or unset it") from None
+    if value < 0:
+        raise SettingsError(f"{name}={raw!r} must not be negative")
+    return value
 
 
 def _port_range(raw: str) -> tuple[int, int]:

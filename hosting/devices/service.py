@@ -10,7 +10,7 @@ import hmac
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -76,6 +76,8 @@ class DeviceService:
         self._owner_ha_locks: dict[str, asyncio.Lock] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._started = time.monotonic()
+        # The owner's speech endpoints by instance id (set by the app from hosting.gateway; None: settings').
+        self.speech_uris: Callable[[str], Mapping[str, str]] | None = None
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -376,6 +378,13 @@ class DeviceService:
             return None
         return HomeAssistantClient(instance.url, self.secret_box.decrypt(instance.ha_token_encrypted))
 
+    async def _speech_uris(self, user_id: str) -> Mapping[str, str]:
+        if self.speech_uris is None:
+            return {}
+        async with self.sessions() as session:
+            instance_id = await session.scalar(select(Instance.id).where(Instance.user_id == user_id))
+        return self.speech_uris(instance_id) if instance_id else {}
+
     async def _provision_when_connected(self, device: Device) -> None:
         # The relay endpoint only answers once the device's WebSocket is in the pool.
         await asyncio.sleep(0.2)
@@ -392,7 +401,7 @@ class DeviceService:
                     if row is not None:
                         row.ha_entry_id = entry_id
                 device.ha_entry_id = entry_id
-                await configure_voice_pipeline(ha, entry_id, self.settings)
+                await configure_voice_pipeline(ha, entry_id, self.settings, await self._speech_uris(device.user_id))
             _LOGGER.info("device %s added to its owner's HA (config entry %s)", device.id, entry_id)
         except (aiohttp.ClientError, TimeoutError, HomeAssistantError) as err:
             _LOGGER.warning("device %s: adding it to its owner's HA failed: %s", device.id, err)

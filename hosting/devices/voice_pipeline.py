@@ -3,6 +3,7 @@ language, our agent, the central speech-to-text and text-to-speech), through `ho
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlparse
 
@@ -18,14 +19,19 @@ async def add_satellite(ha: HomeAssistantClient, host: str, port: int | None) ->
     return str(entry["entry_id"])
 
 
-async def configure_voice_pipeline(ha: HomeAssistantClient, entry_id: str, settings: Settings) -> None:
+async def configure_voice_pipeline(
+    ha: HomeAssistantClient, entry_id: str, settings: Settings, speech_uris: Mapping[str, str] | None = None
+) -> None:
     """Points the satellite of config entry `entry_id` at our Assist pipeline: the owner's language, our agent,
-    the central speech-to-text and text-to-speech. The pipeline is found by name before it is created."""
+    the central speech-to-text and text-to-speech. The pipeline is found by name before it is created.
+    `speech_uris` ("stt", "tts"): the owner's own speech endpoints (hosting.gateway.speech), which take the
+    place of `settings.stt_uri`/`tts_uri`."""
+    speech_uris = speech_uris or {}
     language = await ha.language()
     pipelines = await ha.command({"type": "assist_pipeline/pipeline/list"})
     if not any(p["name"] == PIPELINE_NAME for p in pipelines["pipelines"]):
-        stt_engine = await _speech_entity(ha, settings.stt_uri, "stt")
-        tts_engine = await _speech_entity(ha, settings.tts_uri, "tts")
+        stt_engine = await _speech_entity(ha, speech_uris.get("stt", settings.stt_uri), "stt")
+        tts_engine = await _speech_entity(ha, speech_uris.get("tts", settings.tts_uri), "tts")
         # Engines name languages their own way (piper: "en_US"); HA matches them to the pipeline's.
         stt_language = await _engine_language(ha, "stt", stt_engine, language)
         tts_language = await _engine_language(ha, "tts", tts_engine, language)

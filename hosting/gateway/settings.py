@@ -6,11 +6,9 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from hosting.settings import SettingsError, env_number
+
 DEFAULT_MODEL = "ministral-3:3b-instruct-2512-q4_K_M"
-
-
-class GatewaySettingsError(ValueError):
-    """A gateway setting is unusable; the message names the variable and what to set."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -76,21 +74,12 @@ class GatewaySettings:
             return tuple(part.strip().rstrip("/") for part in text(name, default).split(",") if part.strip())
 
         def number[T: (int, float)](name: str, default: T, kind: type[T]) -> T:
-            raw = env.get(name, "").strip()
-            if not raw:
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                raise GatewaySettingsError(f"{name}={raw!r} is not a {kind.__name__}; set a number") from None
-            if value < 0:
-                raise GatewaySettingsError(f"{name}={raw!r} must not be negative")
-            return value
+            return env_number(env, name, default, kind)
 
         urls = listed("MICROPI_OLLAMA_URLS", default_url)
         for url in urls:
             if not url.startswith(("http://", "https://")):
-                raise GatewaySettingsError(f"MICROPI_OLLAMA_URLS: {url!r} is not an http(s) URL")
+                raise SettingsError(f"MICROPI_OLLAMA_URLS: {url!r} is not an http(s) URL")
         base = TenantLimits()
         return cls(
             backend_urls=urls,

@@ -51,6 +51,7 @@ class SpeechProxy:
         self.upstreams = {name: target for name, target in upstreams.items() if target is not None}
         self.limit = limit
         self._endpoints: dict[str, dict[str, _Endpoint]] = {}
+        self.served = dict.fromkeys(SERVICES, 0)  # connections spliced since start, per service
 
     async def open(
         self, key: str, host: str, ports: dict[str, int], allowed_network: IPv4Network | IPv6Network | None = None
@@ -96,6 +97,7 @@ class SpeechProxy:
             writer.close()
             return
         endpoint.writers.add(writer)
+        self.served[endpoint.service] += 1
         metrics.SPEECH_CONNECTIONS.labels(endpoint.service).inc()
         upstream_writer: asyncio.StreamWriter | None = None
         try:

@@ -32,6 +32,7 @@ from wyoming.tts import Synthesize
 from bench.ollama_wire import DEFAULT_MODEL, OllamaWireServer, Reply
 from hosting.db.models import Instance, User
 from hosting.devices import PIPELINE_NAME
+from hosting.gateway.speech import SpeechProxy, parse_tcp_uri
 from hosting.keys import SECRET_BOX_KEY
 from tests.edge.device import eventually, read_until
 from tests.edge.peers import CountingWakeService, speaker_command, speech_mic_command
@@ -147,13 +148,29 @@ def responder(body: dict[str, Any]) -> Reply:
 
 
 @pytest.fixture
-def devices_config(speech_servers: tuple[str, str]) -> dict[str, Any]:
+async def tenant_speech(speech_servers: tuple[str, str]) -> AsyncIterator[SpeechProxy]:
+    """The owner's own speech endpoints (hosting.gateway.speech) in front of the shared whisper and piper:
+    the owner's HA reaches speech only through them, as in production."""
     stt_uri, tts_uri = speech_servers
-    return {"stt_uri": stt_uri, "tts_uri": tts_uri, "conversation_agent": "conversation.micropi"}
+    proxy = SpeechProxy({"stt": parse_tcp_uri(stt_uri), "tts": parse_tcp_uri(tts_uri)}, limit=2)
+    await proxy.open("owner", "127.0.0.1", {})
+    yield proxy
+    await proxy.close_all()
+
+
+@pytest.fixture
+def devices_config(tenant_speech: SpeechProxy) -> dict[str, Any]:
+    ports = tenant_speech.ports_of("owner")
+    return {"stt_uri": f"tcp://127.0.0.1:{ports['stt']}", "tts_uri": f"tcp://127.0.0.1:{ports['tts']}",
+            "conversation_agent": "conversation.micropi"}  # fmt: skip
 
 
 async def test_english_voice_round_trip(
-    hosting: Hosting, speech_servers: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    hosting: Hosting,
+    speech_servers: tuple[str, str],
+    tenant_speech: SpeechProxy,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     _, tts_uri = speech_servers
     speech = bytes(8000) + await synthesize(tts_uri, SENTENCE)  # 0.25 s of silence first, as people pause
@@ -256,6 +273,8 @@ async def test_english_voice_round_trip(
             assert seconds > 0.8, seconds
             assert rms(audio) > 300
             assert "kitchen" in heard.lower()
+            # Speech went through the owner's own endpoints, never straight to the shared servers.
+            assert tenant_speech.served["stt"] >= 1 and tenant_speech.served["tts"] >= 1, tenant_speech.served
             speech_seconds = len(speech) / 32000
             with capsys.disabled():
                 print(
