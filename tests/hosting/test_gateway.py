@@ -321,6 +321,12 @@ async def test_failover_between_two_backends(db: async_sessionmaker[AsyncSession
         assert not running.gateway.pool.backends[0].healthy
         for home in homes:
             assert (await running.client(home.token).chat(MODEL, MESSAGES)).message.content.strip()
+        # Back on its port, the health checks find it again and it takes work.
+        await first.start(int(first.url.rsplit(":", 1)[1]))
+        await eventually(lambda: running.gateway.pool.backends[0].healthy)
+        asked = len(first.requests)
+        await asyncio.gather(*(_streamed(running.client(h.token)) for h in homes[:2]))
+        assert len(first.requests) > asked
     finally:
         await running.gateway.close()
         await first.stop()
@@ -373,6 +379,23 @@ async def test_scheduler_serves_tenants_in_turn() -> None:
     fifo.release(held)
     await asyncio.gather(*tasks)
     assert served[-1] == "quiet-1"  # the baseline really is first come, first served
+
+
+async def test_scheduler_picks_the_least_busy_backend_that_has_the_model() -> None:
+    small, large = _backends(2, slots=2)
+    large.models = frozenset({MODEL, OTHER})
+    scheduler = FairScheduler([small, large])
+    assert await scheduler.acquire("a", OTHER) is large  # only one has it
+    assert await scheduler.acquire("a", MODEL) is small  # the other is busier
+    assert await scheduler.acquire("a", MODEL) is small  # equally busy now: the first
+    assert await scheduler.acquire("a", MODEL) is large  # then both are full
+    waiting = asyncio.create_task(scheduler.acquire("b", OTHER))
+    await asyncio.sleep(0)
+    scheduler.release(small)  # a slot where OTHER is not: the waiter keeps waiting
+    await asyncio.sleep(0)
+    assert not waiting.done()
+    scheduler.release(large)
+    assert await waiting is large
 
 
 async def test_scheduler_bounds_the_queue_and_the_wait() -> None:

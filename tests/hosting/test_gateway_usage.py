@@ -96,6 +96,9 @@ async def test_usage_and_conversations_per_household(app_client: TestClient[Any,
     assert usage["questions"] == {"local": 1, "model": 1}
     assert usage["model_requests"] == 1 and usage["eval_tokens"] == 7 and usage["prompt_tokens"] > 0
     assert usage["daily"][0]["requests"] == 1 and usage["limits"]["concurrency"] == 2
+    # After a restart the day's budget is not fresh: it is seeded from these rollups.
+    tokens_today = await client.app[USAGE_KEY].tokens_today()
+    assert sorted(tokens_today.values()) == [0, usage["prompt_tokens"] + usage["eval_tokens"]]  # Béla, Anna
     other = await (await client.get("/api/me/usage", headers=bearer(bela))).json()
     assert other["questions"] == {"local": 1, "model": 0} and other["model_requests"] == 0
     bad = await client.get("/api/me/usage?month=2026-13", headers=bearer(anna))
