@@ -32,6 +32,8 @@ from bench.ollama_wire import OllamaWireServer
 from hosting.db import create_engine, migrate, session_factory
 from hosting.gateway.service import Gateway
 from hosting.gateway.settings import GatewaySettings
+from hosting.gateway.setup import ON_TENANT_NETWORK, GatewayHost
+from hosting.gateway.usage import UsageStore
 from hosting.runtime.base import InstanceSpec, ownership_labels
 from hosting.runtime.docker import DockerRuntime
 from hosting.security import SecretBox
@@ -139,13 +141,18 @@ async def world(dockerd_url: str, tmp_path: Path) -> AsyncIterator[dict[str, obj
         settings = GatewaySettings(
             backend_urls=(backend.url,), models=(MODEL,), port=free_port(),
             stt_upstream=f"tcp://{service_ips['whisper']}:10300", tts_upstream=f"tcp://{service_ips['piper']}:10200",
-            stt_port=free_port(), tts_port=free_port(),
+            stt_port=free_port(), tts_port=free_port(), bind_host=ON_TENANT_NETWORK,
         )  # fmt: skip
+        # The listeners as the service places them: where the docker runtime says the tenant's endpoints go.
         gateway = Gateway(settings, sessions)
+        host = GatewayHost(gateway, UsageStore(sessions), sessions, runtime)
         await gateway.start()
         ports = {}
         for label, (tenant, home) in tenants.items():
-            ports[label] = await gateway.open_tenant(home.instance.id, tenant.gateway, tenant.network)
+            await host.open_for(home.instance)
+            assert host.url_for(home.instance.id) == f"http://{tenant.gateway}:{settings.port}"  # what HA is given
+            uris = host.speech_uris_for(home.instance.id)
+            ports[label] = {"gateway": settings.port} | {k: int(v.rsplit(":", 1)[1]) for k, v in uris.items()}
         yield {
             "client": client,
             "a": tenants["a"][0],
