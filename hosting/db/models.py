@@ -188,26 +188,27 @@ class GatewayRequest(Base):
     request_id: Mapped[str] = mapped_column(String(64), default="")
 
 
-class GatewayUsageHourly(Base):
+class _UsageCounts:
+    """A tenant's model requests in one period (hosting.gateway.usage adds to them)."""
+
+    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    eval_tokens: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class GatewayUsageHourly(_UsageCounts, Base):
     __tablename__ = "gateway_usage_hourly"
 
-    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     hour: Mapped[str] = mapped_column(String(13), primary_key=True)  # YYYY-MM-DDTHH, UTC
-    requests: Mapped[int] = mapped_column(Integer, default=0)
-    errors: Mapped[int] = mapped_column(Integer, default=0)
-    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    eval_tokens: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class GatewayUsageDaily(Base):
+class GatewayUsageDaily(_UsageCounts, Base):
     __tablename__ = "gateway_usage_daily"
 
-    user_id: Mapped[str] = mapped_column(String(36), primary_key=True)
     day: Mapped[str] = mapped_column(String(10), primary_key=True)  # YYYY-MM-DD, UTC
-    requests: Mapped[int] = mapped_column(Integer, default=0)
-    errors: Mapped[int] = mapped_column(Integer, default=0)
-    prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
-    eval_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    # The household's questions as its HA reported them (hosting.gateway.turns), local and model.
     local_questions: Mapped[int] = mapped_column(Integer, default=0)
     model_questions: Mapped[int] = mapped_column(Integer, default=0)
 

@@ -17,7 +17,6 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-
     op.create_table(
         "gateway_requests",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
@@ -122,7 +121,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-
     with op.batch_alter_table("gateway_tokens", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_gateway_tokens_user_id"))
 
