@@ -45,14 +45,18 @@ def main(argv: list[str] | None = None) -> int:
 
     where = f"http://{settings.host}:{settings.port}"
     print(f"MicroPi hosting on {where} (data: {settings.data_dir.resolve()})", flush=True)
-    web.run_app(
-        create_app(settings),
-        host=settings.host,
-        port=settings.port,
-        shutdown_timeout=settings.shutdown_timeout,
-        access_log_class=AccessLogger,
-        print=None,
-    )
+    try:
+        web.run_app(
+            create_app(settings),
+            host=settings.host,
+            port=settings.port,
+            shutdown_timeout=settings.shutdown_timeout,
+            access_log_class=AccessLogger,
+            print=None,
+        )
+    except SettingsError as err:  # the gateway's settings, read with the app, or its ports taken at start
+        print(f"configuration error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

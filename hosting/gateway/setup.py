@@ -22,6 +22,7 @@ from hosting.gateway.settings import GatewaySettings
 from hosting.gateway.turns import TURNS_PATH, turns_handler
 from hosting.gateway.usage import UsageStore
 from hosting.runtime.base import Runtime
+from hosting.settings import SettingsError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -66,8 +67,16 @@ class GatewayHost:
                     _LOGGER.warning("gateway: no listener for %s yet: %s", instance.name, err)
         else:
             host = settings.bind_host
-            port = await self.gateway.open_site(LOCAL, host, settings.port)
-            await self.gateway.speech.open(LOCAL, host, {"stt": settings.stt_port, "tts": settings.tts_port})
+            try:
+                port = await self.gateway.open_site(LOCAL, host, settings.port)
+                await self.gateway.speech.open(LOCAL, host, {"stt": settings.stt_port, "tts": settings.tts_port})
+            except OSError as err:
+                await self.gateway.close()
+                raise SettingsError(
+                    f"the gateway cannot listen on {host} (MICROPI_GATEWAY_PORT={settings.port}, "
+                    f"MICROPI_SPEECH_STT_PORT={settings.stt_port}, MICROPI_SPEECH_TTS_PORT={settings.tts_port}): "
+                    f"{err.strerror}; free the port or choose another"
+                ) from None
             self._hosts[LOCAL] = host
             _LOGGER.info("gateway: listening on %s:%d", host, port)
         yield

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -118,3 +119,24 @@ async def test_service_process_finishes_in_flight_requests_on_sigterm(tmp_path: 
         await log_in(client, "late@example.com")
     finally:
         await client.close()
+
+
+async def test_gateway_misconfiguration_is_a_clear_exit(tmp_path: Path) -> None:
+    env = {
+        "MICROPI_DATA": str(tmp_path / "data"),
+        "MICROPI_PORT": str(free_port()),
+        "MICROPI_PROVISIONING": "false",
+        "MICROPI_OLLAMA_URLS": "ollama:11434",
+    }
+    bad_url = await asyncio.to_thread(cli, env=env, stdin="")
+    assert bad_url.returncode == 2 and "Traceback" not in bad_url.stderr
+    assert "MICROPI_OLLAMA_URLS: 'ollama:11434' is not an http(s) URL" in bad_url.stderr
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env |= {"MICROPI_OLLAMA_URLS": "http://127.0.0.1:9", "MICROPI_GATEWAY_PORT": str(port)}
+        busy = await asyncio.to_thread(cli, env=env, stdin="")
+    assert busy.returncode == 2 and "Traceback" not in busy.stderr
+    assert f"MICROPI_GATEWAY_PORT={port}" in busy.stderr and "free the port or choose another" in busy.stderr
