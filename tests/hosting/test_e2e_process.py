@@ -33,7 +33,7 @@ from hosting.runtime.process import ProcessRuntime, default_hass_command
 from hosting.security import SecretBox
 from tests.hosting import ha_client
 from tests.hosting.conftest import start_client, unavailable
-from tests.hosting.helpers import PASSWORD, bearer, port_pool, process_settings, sign_up, wait_for
+from tests.hosting.helpers import PASSWORD, bearer, make_operator, port_pool, process_settings, sign_up, wait_for
 
 pytestmark = pytest.mark.hass
 
@@ -168,6 +168,24 @@ async def test_sign_up_gives_a_ready_ha_whose_assistant_works(tmp_path: Path) ->
         await client.app[USAGE_KEY].flush()
         usage = await (await client.get("/api/me/usage", headers=headers)).json()
         assert usage["model_requests"] == len(ollama.requests), usage
+
+        # The operator rotates the instance's gateway token: HA gets the new one through its reconfigure
+        # flow, the old one stops working, and the assistant keeps working.
+        operator = (await make_operator(client, f"op-{uuid.uuid4().hex[:6]}@example.hu"))["access_token"]
+        rotated = await client.post(f"/api/operator/instances/{instance_id}/gateway-token", headers=bearer(operator))
+        assert (await rotated.json())["home_assistant_updated"] is True
+        asked = len(ollama.requests)
+
+        async def answered() -> dict[str, Any] | None:  # the entry reloads with the new token: a moment
+            status, answer = await ha_client.rest(
+                base_url, user_token, "POST", "/api/conversation/process",
+                {"text": "Kapcsold fel a teszt lámpát újra", "language": "hu", "agent_id": agent},
+            )  # fmt: skip
+            return answer if status == 200 else None
+
+        answer = await wait_for(answered, 30, "the agent after the token rotation")
+        assert len(ollama.requests) > asked, answer
+        assert "Felkapcsoltam" in answer["response"]["speech"]["plain"]["speech"], answer
 
         # The service stops: hass keeps running; the next start adopts it without restarting it.
         pid = hass_pid(settings.data_dir, instance["name"])
