@@ -32,7 +32,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hosting.errors import REQUEST_ID_HEADER, REQUEST_ID_KEY, error_middleware
+from hosting.errors import REQUEST_ID_HEADER, REQUEST_ID_KEY, error_for_exception
 from hosting.gateway import metrics
 from hosting.gateway.backends import Backend, BackendPool, canonical_model
 from hosting.gateway.limits import LimitExceeded, TenantMeter
@@ -40,6 +40,7 @@ from hosting.gateway.scheduler import FairScheduler, Unavailable
 from hosting.gateway.settings import GatewaySettings
 from hosting.gateway.speech import SpeechProxy, parse_tcp_uri
 from hosting.gateway.tokens import Tenant, TenantDirectory
+from hosting.middleware import new_request_id
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class Gateway:
     # ---- lifecycle -----------------------------------------------------------------------------------
 
     def _make_app(self) -> web.Application:
-        app = web.Application(client_max_size=MAX_BODY, middlewares=[error_middleware, self._tenant_middleware])
+        app = web.Application(client_max_size=MAX_BODY, middlewares=[_errors_middleware, self._tenant_middleware])
         app.router.add_post("/api/chat", self.chat)
         app.router.add_get("/api/tags", self.tags)
         app.router.add_post("/api/show", self.show)
@@ -472,6 +473,23 @@ class Gateway:
 
     def backends_view(self) -> list[dict[str, Any]]:
         return [b.view() for b in self.pool.backends]
+
+
+@web.middleware
+async def _errors_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The service's request id and error shape (no CORS, no access log: tenants' HAs, not browsers)."""
+    request[REQUEST_ID_KEY] = new_request_id()
+    try:
+        response = await handler(request)
+    except web.HTTPException as err:
+        if err.status < 400:
+            raise
+        response = error_for_exception(request, err)
+    except Exception as err:  # noqa: BLE001  # every failure becomes the one error shape
+        response = error_for_exception(request, err)
+    if not response.prepared:
+        response.headers[REQUEST_ID_HEADER] = request[REQUEST_ID_KEY]
+    return response
 
 
 class _Retry(Exception):
