@@ -12,6 +12,7 @@ from hosting.api.endpoint import Endpoint
 from hosting.api.schemas import (
     RESPONSE_SCHEMAS,
     TIME_ZONES,
+    IntegerBetween,
     NumberBetween,
     email_address,
     new_password,
@@ -136,6 +137,8 @@ def _value_schema(validator: Any) -> dict[str, Any]:
         return {"type": "string", "minLength": 10, "maxLength": 1024}
     if validator is time_zone:
         return {"type": "string", "enum": list(TIME_ZONES), "examples": ["Europe/Budapest"]}
+    if isinstance(validator, IntegerBetween):
+        return {"type": "integer", "minimum": validator.minimum, "maximum": validator.maximum}
     if isinstance(validator, NumberBetween):
         return {"type": "number", "minimum": validator.minimum, "maximum": validator.maximum}
     if validator is no_nul:

@@ -80,6 +80,23 @@ def number_between(minimum: float, maximum: float) -> NumberBetween:
     return NumberBetween(minimum, maximum)
 
 
+class IntegerBetween:
+    """A JSON integer (not a boolean, not a string; 5.0 counts, as in JSON Schema) within [minimum, maximum]."""
+
+    def __init__(self, minimum: int, maximum: int) -> None:
+        self.minimum = minimum
+        self.maximum = maximum
+
+    def __call__(self, value: Any) -> int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise vol.Invalid("expected a whole number")
+        if not self.minimum <= value <= self.maximum:
+            raise vol.Invalid(f"expected a whole number from {self.minimum} to {self.maximum}")
+        return value
+
+
 # A password being checked (not set): any non-empty string of bounded length.
 PASSWORD = vol.All(str, vol.Length(min=1, max=MAX_PASSWORD_LENGTH))
 OPAQUE_TOKEN = vol.All(str, vol.Length(min=1, max=512))
