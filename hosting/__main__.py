@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import getpass
 import logging
+import os
 import sys
 
 import voluptuous as vol
@@ -55,8 +56,10 @@ def main(argv: list[str] | None = None) -> int:
             print=None,
         )
     except SettingsError as err:  # the gateway's settings, read with the app, or its ports taken at start
-        print(f"configuration error: {err}", file=sys.stderr)
-        return 2
+        print(f"configuration error: {err}", file=sys.stderr, flush=True)
+        # A failure inside aiohttp's start-up leaves the contexts started before it (the database's worker
+        # threads) to the interpreter's exit, which would wait on them; nothing is left to save.
+        os._exit(2)
     return 0
 
 
