@@ -61,6 +61,8 @@ def classify(err: BaseException) -> Failure:
     if isinstance(err, ollama.ResponseError):
         if err.status_code == 429 or (err.status_code == 503 and retry_after(err) is not None):
             return Failure.BUSY
+        if err.status_code == 503 and isinstance(err.error, dict) and err.error.get("code") == "no_backend":
+            return Failure.CANNOT_CONNECT  # a hosted gateway whose model servers are all down: unreachable
         if err.status_code in (401, 403):
             return Failure.INVALID_AUTH
         if err.status_code == 404 and "model" in str(err.error).lower():

@@ -20,7 +20,7 @@ from hosting.gateway.backends import Backend
 class Unavailable(Exception):
     """No slot within the bounds (queue full, waited too long, no back-end has the model)."""
 
-    def __init__(self, code: str, message: str, retry_after: float) -> None:
+    def __init__(self, code: str, message: str, retry_after: float | None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
@@ -74,7 +74,7 @@ class FairScheduler:
         """A slot on a back-end with `model` (release it with `release`); waits fairly when all are busy."""
         candidates = [b for b in self.backends if b.healthy and b.has(model) and b not in exclude]
         if not candidates:
-            raise Unavailable("no_backend", f"no model server is up with the model {model!r}; try again shortly", 10)
+            raise Unavailable("no_backend", f"no model server is up with the model {model!r}; try again shortly", None)
         if not self._waiting and (backend := self._pick(model, exclude)) is not None:
             return self._grant(backend)
         key = tenant if self.fair else ""

@@ -286,7 +286,16 @@ class Gateway:
     def _healthy(self) -> list[Backend]:
         return [b for b in self.pool.backends if b.healthy]
 
+    async def _recheck_if_all_down(self) -> None:
+        """With every back-end down, a request checks again at once (at most once a second): a server that
+        came back answers now, not at the next periodic check."""
+        if not self._healthy() and time.monotonic() - max(b.checked_at for b in self.pool.backends) > 1.0:
+            await self.pool.check_all()
+
     async def tags(self, request: web.Request) -> web.Response:
+        await self._recheck_if_all_down()
+        if not self._healthy():
+            return refusal(request, 503, "no_backend", "no model server is reachable now; try again shortly")
         entries: dict[str, dict[str, Any]] = {}
         for backend in self._healthy():
             for name, entry in backend.listing.items():
@@ -295,6 +304,7 @@ class Gateway:
         return web.json_response({"models": [entries[name] for name in sorted(entries)]})
 
     async def version(self, request: web.Request) -> web.StreamResponse:
+        await self._recheck_if_all_down()
         return await self._forward(request, "GET", "/api/version", None, self._healthy())
 
     async def show(self, request: web.Request) -> web.StreamResponse:
@@ -331,7 +341,7 @@ class Gateway:
                     return web.Response(body=payload, status=upstream.status, content_type="application/json")
             except (aiohttp.ClientError, TimeoutError) as err:
                 self.pool.mark_failed(backend, f"{type(err).__name__}: {err}")
-        return refusal(request, 503, "no_backend", "no model server is reachable now; try again shortly", 10)
+        return refusal(request, 503, "no_backend", "no model server is reachable now; try again shortly")
 
     # ---- chat ------------------------------------------------------------------------------------------
 
@@ -364,6 +374,7 @@ class Gateway:
             record.outcome = "bad_request"
             return refused
         _clamp_options(body, tenant.limits.max_num_ctx, tenant.limits.max_num_predict)
+        await self._recheck_if_all_down()
         try:
             self.meter.admit(tenant.user_id, tenant.limits)
         except LimitExceeded as err:
