@@ -155,6 +155,8 @@ def _value_schema(validator: Any) -> dict[str, Any]:
         return {k: v for k, v in (("minimum", validator.min), ("maximum", validator.max)) if v is not None}
     if isinstance(validator, vol.In):
         return {"enum": list(cast(Iterable[Any], validator.container))}
+    if isinstance(validator, vol.Match):
+        return {"pattern": validator.pattern.pattern}
     raise TypeError(f"no JSON Schema for validator {validator!r}; teach hosting.openapi about it")
 
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hosting import history
 from hosting.api import accounts, devices, my_instance, operator, system
 from hosting.api.endpoint import ROUTES_KEY, Endpoint
+from hosting.web import live
 
 ENDPOINTS: list[Endpoint] = [
     *accounts.ENDPOINTS,
@@ -18,6 +20,8 @@ ENDPOINTS: list[Endpoint] = [
     *operator.ENDPOINTS,
     *system.ENDPOINTS,
     *devices.ENDPOINTS,
+    *live.ENDPOINTS,
+    *history.ENDPOINTS,
 ]
 
 

@@ -76,6 +76,8 @@ class Settings:
     # on in the embedded run command (scripts/run.sh), off in production (compose.yaml).
     demo_home: bool = False
     reconcile_interval: float = 30.0
+    # Seconds between two samples of the operators' metrics history (hosting.history).
+    history_interval: float = 15.0
     # docker runtime: a network each HA container joins besides its private one, to reach Ollama by name.
     docker_network: str = ""
 
@@ -183,6 +185,7 @@ class Settings:
             time_zone=text("MICROPI_TIME_ZONE", "Europe/Budapest"),
             demo_home=flag("MICROPI_DEMO_HOME", False),
             reconcile_interval=number("MICROPI_RECONCILE_INTERVAL", 30.0, float),
+            history_interval=max(0.1, number("MICROPI_HISTORY_INTERVAL", 15.0, float)),
             docker_network=text("MICROPI_DOCKER_NETWORK", ""),
             relay_bind_host=relay_bind_host,
             relay_ha_host=text("MICROPI_RELAY_HA_HOST", relay_bind_host),

@@ -136,3 +136,16 @@ class Device(Base):
     relay_port: Mapped[int | None] = mapped_column(Integer, unique=True, default=None)
     # The Wyoming config entry made in the owner's HA for this device (removed again on revocation).
     ha_entry_id: Mapped[str | None] = mapped_column(String(64), default=None)
+
+
+class MetricPoint(Base):
+    """One bucket of a metrics-history series at one resolution (hosting.history): the sum and count of
+    the samples in it, so a bucket is their average (gauges) or their sum (counters)."""
+
+    __tablename__ = "metric_points"
+
+    series: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resolution: Mapped[int] = mapped_column(Integer, primary_key=True)  # seconds per bucket; 0: raw samples
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)  # the bucket's start
+    total: Mapped[float]
+    count: Mapped[int] = mapped_column(Integer)
