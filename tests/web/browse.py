@@ -78,6 +78,15 @@ def settle(driver: WebDriver, page: str, within: float = 20.0) -> None:
     )
 
 
+def log_in(driver: WebDriver, url: str, email: str, password: str) -> None:
+    """Through the app's log-in page at `url`; returns once the browser has left it."""
+    driver.get(url + "/")
+    fill(driver, "#email", email)
+    fill(driver, "#password", password)
+    find(driver, "#login button[type=submit]").click()
+    wait_for(lambda: driver.execute_script("return location.pathname") != "/", 20, "logged in")
+
+
 def confirm_dialog(driver: WebDriver) -> None:
     visible(driver, "#confirm[open] #confirm-ok").click()
     wait_for(lambda: not driver.execute_script("return document.querySelector('#confirm').open"), 5, "dialog closed")

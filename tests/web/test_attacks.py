@@ -14,18 +14,10 @@ from selenium.webdriver.common.by import By
 from hosting.web.pages import PAGES
 from tests.browser import chromium, screenshot
 from tests.hosting.conftest import free_port
-from tests.web.browse import click, csp_violations, fill, find, no_alert, text_of, visible, wait_for, watch_csp
+from tests.web.browse import click, csp_violations, find, log_in, no_alert, text_of, visible, wait_for, watch_csp
 from tests.web.service import PASSWORD, Service, bearer
 
 HOSTILE = "<img src=x onerror=alert(1)>"
-
-
-def log_in(driver, service: Service, email: str, password: str = PASSWORD) -> None:
-    driver.get(service.url + "/")
-    fill(driver, "#email", email)
-    fill(driver, "#password", password)
-    find(driver, "#login button[type=submit]").click()
-    wait_for(lambda: driver.execute_script("return location.pathname") != "/", 20, "logged in")
 
 
 def test_a_hostile_device_name_shows_as_text(service: Service, artifacts: Path) -> None:
@@ -34,7 +26,7 @@ def test_a_hostile_device_name_shows_as_text(service: Service, artifacts: Path) 
     assert service.call("POST", "/api/devices/pair", {"code": code}).status == 201
     with chromium(language="en") as driver:
         watch_csp(driver)
-        log_in(driver, service, email)
+        log_in(driver, service.url, email, PASSWORD)
         driver.get(service.url + "/devices")
         cell = visible(driver, "#devices tbody .name")
         assert cell.text == HOSTILE
@@ -199,7 +191,7 @@ fetch("{target}/api/auth/refresh", {{method: "POST", credentials: "include",
     )
     try:
         with chromium(language="en") as driver:
-            log_in(driver, service, email)
+            log_in(driver, service.url, email, PASSWORD)
             wait_for(lambda: driver.execute_script("return location.pathname") == "/home", 20, "home")
             # The page has its session (its refresh done) once its live stream is up.
             wait_for(lambda: driver.execute_script("return document.body.dataset.live") == "open", 20, "settled")

@@ -9,7 +9,7 @@ from pathlib import Path
 from hosting.provision import STEPS
 from hosting.web import i18n
 from tests.browser import chromium, screenshot
-from tests.web.browse import axe_violations, fill, find, t, text_of, visible, wait_for
+from tests.web.browse import axe_violations, fill, find, log_in, t, text_of, visible, wait_for
 from tests.web.service import PASSWORD, Service, bearer
 
 
@@ -44,10 +44,7 @@ def test_starts_in_the_browsers_language_and_switches(service: Service, artifact
 def test_usable_on_a_phone(service: Service, artifacts: Path) -> None:
     email, _ = service.sign_up()
     with chromium(language="hu", width=390, height=844) as driver:
-        driver.get(service.url + "/")
-        fill(driver, "#email", email)
-        fill(driver, "#password", PASSWORD)
-        find(driver, "#login button[type=submit]").click()
+        log_in(driver, service.url, email, PASSWORD)
         for path in ("/home", "/devices", "/usage", "/account"):
             driver.get(service.url + path)
             wait_for(lambda: driver.execute_script("return document.readyState") == "complete", 10, path)
@@ -81,10 +78,7 @@ def test_password_change_keeps_this_session_and_ends_the_others(service: Service
     ]  # another device's session
     new_password = "a brand new passphrase 42"
     with chromium(language="en") as driver:
-        driver.get(service.url + "/")
-        fill(driver, "#email", email)
-        fill(driver, "#password", PASSWORD)
-        find(driver, "#login button[type=submit]").click()
+        log_in(driver, service.url, email, PASSWORD)
         wait_for(lambda: driver.execute_script("return location.pathname") == "/home", 20, "home")
         driver.get(service.url + "/account")
         wait_for(lambda: text_of(driver, "#me-email") == email, 20, "account")
@@ -114,10 +108,7 @@ def test_one_live_stream_per_browser(service: Service) -> None:
     code = service.call("POST", "/api/devices/pairing-codes", {"name": "Hall"}, bearer(token)).body["code"]
     device_id = service.call("POST", "/api/devices/pair", {"code": code}).body["device"]["id"]
     with chromium(language="en") as driver:
-        driver.get(service.url + "/")
-        fill(driver, "#email", email)
-        fill(driver, "#password", PASSWORD)
-        find(driver, "#login button[type=submit]").click()
+        log_in(driver, service.url, email, PASSWORD)
         wait_for(lambda: driver.execute_script("return document.body.dataset.live") == "open", 20, "live")
         first = driver.current_window_handle
         driver.switch_to.new_window("tab")
