@@ -145,12 +145,16 @@ _MODEL_PHRASES = (
     "__hass",
 )
 _ENGLISH = frozenset(
-    "the is are you your to i have has been turned there sorry please light lights room "
-    "on off it this that of and what which".split()
+    str.split(
+        "the is are you your to i have has been turned there sorry please light lights room on off "
+        "it this that of and what which"
+    )
 )
 _HUNGARIAN = frozenset(
-    "a az és nem van vagy egy sikerült kapcsoltam lekapcsoltam felkapcsoltam rendben "
-    "melyik mire szeretnéd lámpa lámpát fok ezt azt is már most".split()
+    str.split(
+        "a az és nem van vagy egy sikerült kapcsoltam lekapcsoltam felkapcsoltam rendben melyik "
+        "mire szeretnéd lámpa lámpát fok ezt azt is már most"
+    )
 )
 _HUNGARIAN_LETTERS = frozenset("áéíóöőúüű")
 
@@ -171,7 +175,7 @@ def machine_text(answer: str, language: str) -> str | None:
     hungarian = sum(word in _HUNGARIAN for word in words) + sum(
         any(letter in _HUNGARIAN_LETTERS for letter in word) for word in words
     )
-    spoken = language.split("-")[0].lower()
+    spoken = language.split("-", maxsplit=1)[0].lower()
     if spoken == "hu" and english >= 2 and english > hungarian:
         return "language"
     if spoken == "en" and hungarian >= 2 and hungarian > english:

@@ -39,6 +39,7 @@ from .live_state import home_api
 from .local_match import async_handle_locally
 from .options import AgentOptions
 from .server_status import async_update_model_issue
+from .rounds import RoundWatch, machine_text, spoken_choices
 from .tool_repair import repaired_deltas
 
 _LOGGER = logging.getLogger(__name__)
@@ -182,11 +183,22 @@ class MicroPiAgent(conversation.ConversationEntity):
             await self._async_provide_llm_data(user_input, chat_log)
             # One deadline for the whole turn, tool rounds included: the user hears something in time.
             async with asyncio.timeout(self.options.timeout):
-                await self._async_run_model(chat_log)
+                watch = await self._async_run_model(chat_log, user_input.language)
         except conversation.ConverseError as err:  # e.g. the instructions are a broken template
             return err.as_conversation_result()
         except TURN_ERRORS as err:
             return await self._async_failed(user_input, chat_log, err)
+        last = chat_log.content[-1]
+        if watch.stopped or not (
+            isinstance(last, conversation.AssistantContent)
+            and last.content
+            and not machine_text(last.content, user_input.language, watch.corrections)
+        ):
+            # Nothing fit to be spoken (or a loop was cut short): a short answer of our own.
+            text = await async_answer_instead(self.hass, user_input.language, watch)
+            chat_log.async_add_assistant_content_without_tools(
+                conversation.AssistantContent(agent_id=self.entity_id or DOMAIN, content=text)
+            )
         return conversation.async_get_result_from_chat_log(user_input, chat_log)
 
     async def _async_provide_llm_data(
@@ -194,10 +206,15 @@ class MicroPiAgent(conversation.ConversationEntity):
     ) -> None:
         """Instructions, the home and the tools into the chat log; LLMAPIUnavailableError if an API is gone."""
         api_ids = list(self.options.llm_hass_api)
+        said = [content.content for content in chat_log.content if isinstance(content, conversation.UserContent)]
+        if said and said[-1] == user_input.text:
+            said.pop()
         try:
             await chat_log.async_provide_llm_data(
                 user_input.as_llm_context(DOMAIN),
-                home_api(self.hass, api_ids, budget=self.budget, sentence=user_input.text) if api_ids else None,
+                home_api(self.hass, api_ids, budget=self.budget, sentence=user_input.text, earlier=tuple(said))
+                if api_ids
+                else None,
                 self.options.prompt,
                 user_input.extra_system_prompt,
             )
@@ -206,10 +223,18 @@ class MicroPiAgent(conversation.ConversationEntity):
         except HomeAssistantError as err:  # an HA LLM API chosen for the agent is gone
             raise LLMAPIUnavailableError(f"cannot use its Home Assistant API {api_ids}: {err}") from err
 
-    async def _async_run_model(self, chat_log: conversation.ChatLog) -> None:
-        """Ask the model until it answers without tool calls; ToolLoopError when the rounds run out."""
+    async def _async_run_model(self, chat_log: conversation.ChatLog, language: str | None) -> RoundWatch:
+        """Ask the model until it answers without tool calls, or its refusals say to stop.
+
+        ToolLoopError when the rounds run out. Text not fit to be spoken is not streamed.
+        """
         client = self.entry.runtime_data.client
         options = self.options
+        watch = RoundWatch(seen=len(chat_log.content))
+
+        def speakable(text: str) -> bool:
+            return not machine_text(text, language, watch.corrections)
+
         tools = None
         if chat_log.llm_api:
             tools = [format_tool(tool, chat_log.llm_api.custom_serializer) for tool in chat_log.llm_api.tools] or None
@@ -227,14 +252,17 @@ class MicroPiAgent(conversation.ConversationEntity):
             )
             final: list[ollama.ChatResponse] = []
             async for _content in chat_log.async_add_delta_content_stream(
-                self.entity_id, repaired_deltas(stream, final)
+                self.entity_id, repaired_deltas(stream, final, speakable)
             ):
                 pass
             if not final:
                 raise IncompleteStreamError("the stream ended without its final chunk")
             self._record(options.model, iteration, final[0], (time.monotonic() - started) * 1000)
             if not chat_log.unresponded_tool_results:
-                return
+                return watch
+            if stop := watch.observe(chat_log.content):
+                _LOGGER.info("Agent %s stopped the turn after round %d: %s", self.subentry.title, iteration, stop)
+                return watch
         raise ToolLoopError(f"stopped after {options.max_tool_iterations} tool rounds without an answer")
 
     def _record(self, model: str, iteration: int, final: ollama.ChatResponse, wall_ms: float) -> None:
@@ -290,12 +318,32 @@ class MicroPiAgent(conversation.ConversationEntity):
         )
 
 
-async def async_spoken_error(hass: HomeAssistant, language: str | None, failure: Failure) -> str:
-    """The short error for the user, from translations/<language>.json (English if missing)."""
+async def async_spoken(hass: HomeAssistant, language: str | None, what: str) -> str:
+    """A short text for the user, `spoken_<what>` of translations/<language>.json (English if missing)."""
     language = (language or hass.config.language or "en").replace("_", "-")
-    key = f"component.{DOMAIN}.exceptions.spoken_{failure}.message"
+    key = f"component.{DOMAIN}.exceptions.spoken_{what}.message"
     for candidate in dict.fromkeys((language, language.split("-")[0], "en")):
         translations = await async_get_translations(hass, candidate, "exceptions", {DOMAIN})
         if text := translations.get(key):
             return text
     return "Sorry, something went wrong."
+
+
+async def async_spoken_error(hass: HomeAssistant, language: str | None, failure: Failure) -> str:
+    """The short error for the user, in their language."""
+    return await async_spoken(hass, language, failure)
+
+
+async def async_answer_instead(hass: HomeAssistant, language: str | None, watch: RoundWatch) -> str:
+    """What the household hears when the model's answer is not fit to be spoken.
+
+    "Done" when something was done; which one they mean, when the guard found close matches; else
+    a request to say it another way.
+    """
+    if watch.succeeded:
+        return await async_spoken(hass, language, "done")
+    if watch.choices:
+        question = await async_spoken(hass, language, "which_one")
+        or_word = await async_spoken(hass, language, "or")
+        return question.replace("{choices}", spoken_choices(watch.choices, or_word))
+    return await async_spoken(hass, language, "not_understood")

@@ -89,22 +89,28 @@ def grounding_problem(call: Call, said: Said, places: Sequence[Place]) -> str | 
     """Why the call's target is not grounded in what was said (a correction for the model), else None.
 
     `places` are the home's areas and floors: their words are not a device's own words, and which
-    of them the user named decides where a device known only by its kind must be.
+    of them the user named decides where a device known only by its kind must be. An area the user
+    did not say only narrows a device they named by its own name (the model added where it is).
     """
-    for key, place in (("area", call.area), ("floor", call.floor)):
-        if place is not None and not (said.mentions(place) or place == said.satellite_area):
-            return (
-                f"The user did not mention the {key} {place.names[0]!r}. Leave {key} out, or use one the "
-                "user said."
-            )
+    place_problem = next(
+        (
+            f"The user did not mention the {key} {place.names[0]!r}. Leave {key} out, or use one the user said."
+            for key, place in (("area", call.area), ("floor", call.floor))
+            if place is not None and not (said.mentions(place) or place == said.satellite_area)
+        ),
+        None,
+    )
     if call.name is not None:
-        return _name_problem(call, said, places)
-    if call.area is not None or call.floor is not None:
-        return None  # everything of a kind in a room the user named
+        grounded = _name_grounding(call, said, places)
+        if grounded is None:
+            return f"The user did not ask about {call.name!r}. Act only on what the user asked for; if unsure, ask."
+        return place_problem if grounded == "kind" else None
+    if place_problem or call.area is not None or call.floor is not None:
+        return place_problem  # else everything of a kind in a room the user named
     kinds = {
         kind
         for domain in call.domains
-        for device_class in (call.device_classes or [None])
+        for device_class in _or_none(call.device_classes)
         for kind in device_kinds(domain, device_class)
     }
     if (call.domains or call.device_classes) and not kinds & said.kinds:
@@ -113,20 +119,27 @@ def grounding_problem(call: Call, said: Said, places: Sequence[Place]) -> str | 
     return None
 
 
-def _name_problem(call: Call, said: Said, places: Sequence[Place]) -> str | None:
+def _or_none(values: Sequence[str]) -> list[str | None]:
+    return [*values] or [None]
+
+
+def _name_grounding(call: Call, said: Said, places: Sequence[Place]) -> str | None:
+    """How the named device is grounded: "name" (its own words said), "kind" (a word for its kind,
+    and it is in the room the user named, if any), or None."""
     location = {word for place in places for name in place.names for word in words(name)}
     named_places = [place for place in places if said.mentions(place)]
+    by_kind = False
     for thing in call.things or [Thing(names=(call.name or "",), domain="")]:
         if _named(thing, said, location):
-            return None
+            return "name"
         own_kinds = device_kinds(thing.domain, thing.device_class) | {
             kind for name in thing.names for kind in kinds_in(name) if kind not in ROOM_KINDS
         }
-        if own_kinds & said.kinds and (
-            thing.area is None or not named_places or any(thing.area.names == p.names for p in named_places)
-        ):
-            return None
-    return f"The user did not ask about {call.name!r}. Act only on what the user asked for; if unsure, ask."
+        by_kind = by_kind or bool(
+            own_kinds & said.kinds
+            and (thing.area is None or not named_places or any(thing.area.names == p.names for p in named_places))
+        )
+    return "kind" if by_kind else None
 
 
 def _named(thing: Thing, said: Said, location: set[str]) -> bool:
@@ -187,9 +200,7 @@ def _as_list(value: Any) -> list[str]:
     return [item for item in values if isinstance(item, str)]
 
 
-def async_grounding_problem(
-    hass: HomeAssistant, args: dict[str, Any], things: list[State], said: Said
-) -> str | None:
+def async_grounding_problem(hass: HomeAssistant, args: dict[str, Any], things: list[State], said: Said) -> str | None:
     """The grounding check for a call's checked arguments; `things` are the states its name matched."""
     area = floor = None
     if isinstance(args.get("area"), str):

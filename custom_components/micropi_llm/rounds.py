@@ -20,6 +20,7 @@ from typing import Any
 
 from homeassistant.components import conversation
 
+from .tool_repair import loads_lenient
 from .vocabulary import words
 
 MAX_REFUSALS_IN_A_ROW = 3
@@ -58,12 +59,15 @@ class RoundWatch:
     corrections: list[str] = field(default_factory=list)
     # The closest matches of the latest refusal that had any.
     choices: list[str] = field(default_factory=list)
-    _seen: int = 0
+    # Why the turn was stopped, if it was.
+    stopped: Stop | None = None
+    # How many chat log contents were there before (the turn's own come after).
+    seen: int = 0
 
     def observe(self, contents: list[conversation.Content]) -> Stop | None:
         """Read the chat log's contents added since the last look; why to stop now, if so."""
-        new = contents[self._seen :]
-        self._seen = len(contents)
+        new = contents[self.seen :]
+        self.seen = len(contents)
         calls = {
             call.id: call
             for content in new
@@ -82,6 +86,7 @@ class RoundWatch:
                 self.refusals_in_a_row = 0
                 continue
             stop = self._refusal(call.tool_name, call.tool_args, data if isinstance(data, dict) else {}) or stop
+        self.stopped = self.stopped or stop
         return stop
 
     def _refusal(self, name: str, args: Any, data: dict[str, Any]) -> Stop | None:
@@ -94,9 +99,9 @@ class RoundWatch:
         self.refused_calls[key] = self.refused_calls.get(key, 0) + 1
         if data.get(REASON) == UNKNOWN_TOOL:
             self.unknown_tools += 1
-            if self.unknown_tools >= 2:  # noqa: PLR2004 - the second invented tool
+            if self.unknown_tools >= 2:
                 return Stop.UNKNOWN_TOOL
-        if self.refused_calls[key] >= 2:  # noqa: PLR2004 - the same call again
+        if self.refused_calls[key] >= 2:
             return Stop.REPEATED
         if self.refusals_in_a_row >= MAX_REFUSALS_IN_A_ROW:
             return Stop.REFUSALS
@@ -110,8 +115,8 @@ _MACHINE = re.compile(
     r"error_text|\"error\"|intent__|\bHass[A-Z]\w+|There is no (tool|device|area|floor|entity)\b|"
     r"Exposed (names|devices):|is not exposed to you|The user did not|Call it again|must be one \w+",
 )
-_ENGLISH = frozenset("the is are you your to i have has there sorry please it this that of and what which".split())
-_HUNGARIAN = frozenset("a az és nem van vagy egy is meg ezt azt hogy mit melyik szeretnéd kérlek".split())
+_ENGLISH = frozenset(str.split("the is are you your to i have has there sorry please it this that of and what which"))
+_HUNGARIAN = frozenset(str.split("a az és nem van vagy egy is meg ezt azt hogy mit melyik szeretnéd kérlek"))
 _HUNGARIAN_LETTERS = frozenset("áéíóöőúüű")
 
 
@@ -120,7 +125,19 @@ def _looks_english(text: str) -> bool:
     english = sum(word.strip(".,!?:;") in _ENGLISH for word in said)
     hungarian = sum(word.strip(".,!?:;") in _HUNGARIAN for word in said)
     accented = any(letter in _HUNGARIAN_LETTERS for letter in text.casefold())
-    return english >= 2 and english > hungarian and not accented  # noqa: PLR2004
+    return english >= 2 and english > hungarian and not accented
+
+
+def _is_json(text: str) -> bool:
+    """JSON, or braces: nobody speaks those ("[1] Az első lépés." is fine)."""
+    if text[:1] == "{":
+        return True
+    if text[:1] != "[":
+        return False
+    try:
+        return isinstance(loads_lenient(text), dict | list)
+    except ValueError:
+        return False
 
 
 def machine_text(text: str, language: str | None, corrections: Iterable[str] = ()) -> bool:
@@ -129,20 +146,20 @@ def machine_text(text: str, language: str | None, corrections: Iterable[str] = (
     body = text.strip()
     if not body:
         return False
-    if body[:1] in "{[" or body.startswith("```") or "<tool_call>" in body or "[TOOL_CALLS]" in body:
+    if body.startswith("```") or "<tool_call>" in body or "[TOOL_CALLS]" in body or _is_json(body):
         return True
     if _MACHINE.search(body):
         return True
     answer = set(words(body))
     for correction in corrections:
         told = set(words(correction))
-        if len(told) >= 3 and len(told & answer) >= 0.6 * len(told):  # noqa: PLR2004 - a correction read out
+        if len(told) >= 3 and len(told & answer) >= 0.6 * len(told):
             return True
     return (language or "").split("-")[0].lower() == "hu" and _looks_english(body)
 
 
 def spoken_choices(choices: list[str], or_word: str) -> str:
     """ "A, B or C" in the household's language."""
-    if len(choices) < 2:  # noqa: PLR2004
+    if len(choices) < 2:
         return "".join(choices)
     return f"{', '.join(choices[:-1])} {or_word} {choices[-1]}"

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .local_match import fold
+from .hungarian import fold
 
 # Shorter stems must match a whole word ("tv" is not the start of "tvshow"; "ac" of "action").
 MIN_PREFIX_STEM = 3

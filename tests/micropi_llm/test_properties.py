@@ -6,6 +6,7 @@ there and hands each example to HA's event loop, so examples shrink as usual.
 """
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -19,12 +20,13 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from bench.compare import machine_text
 from bench.ollama_wire import OllamaWireServer, Reply
-from custom_components.micropi_llm.conversation import _deltas
-from custom_components.micropi_llm.safety import (
-    GuardedAPIInstance,
+from custom_components.micropi_llm.guard import GuardedAPIInstance
+from custom_components.micropi_llm.live_state import home_api
+from custom_components.micropi_llm.tool_repair import (
     loads_lenient,
     parse_text_tool_calls,
     repair_arguments,
+    repaired_deltas,
 )
 
 from .home import Home, async_ask, speech
@@ -69,10 +71,8 @@ PROPERTY = settings(max_examples=150, deadline=None)
 @example("{{}}")  # a templated double brace: Python reads a set of a dict (TypeError, the crash seen)
 @example("[" * 500)
 def test_lenient_json_reads_or_says_why(text: str) -> None:
-    try:
+    with contextlib.suppress(ValueError):
         loads_lenient(text)
-    except ValueError:
-        pass
 
 
 @PROPERTY
@@ -102,9 +102,7 @@ def _chunk(content: str, calls: list[tuple[str, dict[str, Any]]], done: bool) ->
 
 
 @PROPERTY
-@given(
-    st.lists(st.tuples(model_text, st.lists(st.tuples(tool_names, arguments), max_size=2)), min_size=1, max_size=4)
-)
+@given(st.lists(st.tuples(model_text, st.lists(st.tuples(tool_names, arguments), max_size=2)), min_size=1, max_size=4))
 def test_stream_parser_takes_any_chunks(chunks: list[tuple[str, list[tuple[str, dict[str, Any]]]]]) -> None:
     async def parse() -> list[dict[str, Any]]:
         async def stream() -> Any:
@@ -112,7 +110,7 @@ def test_stream_parser_takes_any_chunks(chunks: list[tuple[str, list[tuple[str, 
                 yield _chunk(content, calls, n == len(chunks) - 1)
 
         final: list[ollama.ChatResponse] = []
-        deltas = [dict(delta) async for delta in _deltas(stream(), final)]
+        deltas = [dict(delta) async for delta in repaired_deltas(stream(), final)]
         assert len(final) == 1
         return deltas
 
@@ -133,11 +131,7 @@ async def test_the_guard_takes_any_call(
     hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
 ) -> None:
     """Any tool name and arguments: the guard refuses or runs the call; nothing is raised."""
-    context = llm.LLMContext(
-        platform="test", context=None, language="hu", assistant="conversation", device_id=None
-    )
-    from custom_components.micropi_llm.safety import home_api
-
+    context = llm.LLMContext(platform="test", context=None, language="hu", assistant="conversation", device_id=None)
     api = await home_api(hass, [llm.LLM_API_ASSIST], sentence="Kapcsold fel a lámpát").async_get_api_instance(context)
     assert isinstance(api, GuardedAPIInstance)
     on_loop = _on_hass_loop(hass)
