@@ -35,6 +35,7 @@ from .client import (
     redact_url,
 )
 from .const import DOMAIN, SUBENTRY_CONVERSATION
+from .home_names import ASSISTANT, async_exposed_states
 from .live_state import home_api
 from .local_match import async_handle_locally
 from .options import AgentOptions
@@ -57,12 +58,29 @@ async def async_setup_entry(
             async_add_entities([MicroPiAgent(entry, subentry)], config_subentry_id=subentry.subentry_id)
 
 
-def format_tool(tool: llm.Tool, custom_serializer: Callable[[Any], Any] | None) -> dict[str, Any]:
-    """An HA LLM tool in Ollama's (OpenAI's) function format."""
-    function: dict[str, Any] = {
-        "name": tool.name,
-        "parameters": vol.to_openapi(tool.parameters, custom_serializer=custom_serializer, openapi_version="3.1.0"),
-    }
+def format_tool(
+    tool: llm.Tool, custom_serializer: Callable[[Any], Any] | None, device_classes: set[str] | None = None
+) -> dict[str, Any]:
+    """An HA LLM tool in Ollama's (OpenAI's) function format.
+
+    With `device_classes` (those of the exposed devices), a `device_class` parameter lists only
+    those, or goes when there are none: HA lists every class of every domain, which costs each
+    model call a few hundred tokens and tempts a small model to name classes the home lacks. A
+    `domain` that can only be the tool's own (media_player__HassMediaPause) goes as well.
+    """
+    parameters = vol.to_openapi(tool.parameters, custom_serializer=custom_serializer, openapi_version="3.1.0")
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    if isinstance(properties, dict) and len((properties.get("domain", {}).get("items") or {}).get("enum") or ()) == 1:
+        del properties["domain"]
+    if device_classes is not None and isinstance(properties, dict) and "device_class" in properties:
+        items = properties["device_class"].get("items") or {}
+        if isinstance(items.get("enum"), list):
+            kept = [value for value in items["enum"] if value in device_classes]
+            if kept:
+                properties["device_class"] = {**properties["device_class"], "items": {**items, "enum": kept}}
+            else:
+                del properties["device_class"]
+    function: dict[str, Any] = {"name": tool.name, "parameters": parameters}
     if tool.description:
         function["description"] = tool.description
     return {"type": "function", "function": function}
@@ -134,8 +152,22 @@ def build_messages(
         turns[-1].append(to_ollama_message(shown))
     if max_history > 0:
         turns = turns[-(max_history + 1) :]
+    # An earlier turn's tool calls and results no longer matter (the live state says how things
+    # are now): what the user said and the answer they heard are kept.
+    turns = [_said_and_heard(turn) for turn in turns[:-1]] + turns[-1:]
     head = [to_ollama_message(system)]
     return head + [message for turn in budget.fit_history(head, tools, turns) for message in turn]
+
+
+def _said_and_heard(turn: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A finished turn as the user's message and the last answer they heard."""
+    said = [message for message in turn if message["role"] == "user"]
+    heard = [
+        message
+        for message in turn
+        if message["role"] == "assistant" and message.get("content") and not message.get("tool_calls")
+    ]
+    return said + heard[-1:]
 
 
 class MicroPiAgent(conversation.ConversationEntity):
@@ -237,7 +269,11 @@ class MicroPiAgent(conversation.ConversationEntity):
 
         tools = None
         if chat_log.llm_api:
-            tools = [format_tool(tool, chat_log.llm_api.custom_serializer) for tool in chat_log.llm_api.tools] or None
+            exposed = async_exposed_states(self.hass, chat_log.llm_api.llm_context.assistant or ASSISTANT)
+            classes = {str(state.attributes["device_class"]) for state in exposed if "device_class" in state.attributes}
+            tools = [
+                format_tool(tool, chat_log.llm_api.custom_serializer, classes) for tool in chat_log.llm_api.tools
+            ] or None
         for iteration in range(1, options.max_tool_iterations + 1):
             messages = build_messages(chat_log, tools, options.max_history, self.budget)
             started = time.monotonic()
@@ -251,6 +287,7 @@ class MicroPiAgent(conversation.ConversationEntity):
                 options={"num_ctx": options.num_ctx, "temperature": options.temperature},
             )
             final: list[ollama.ChatResponse] = []
+            before = len(chat_log.content)
             async for _content in chat_log.async_add_delta_content_stream(
                 self.entity_id, repaired_deltas(stream, final, speakable)
             ):
@@ -258,7 +295,8 @@ class MicroPiAgent(conversation.ConversationEntity):
             if not final:
                 raise IncompleteStreamError("the stream ended without its final chunk")
             self._record(options.model, iteration, final[0], (time.monotonic() - started) * 1000)
-            if not chat_log.unresponded_tool_results:
+            # Nothing added: the answer was empty or not fit to be spoken (it was not streamed).
+            if not chat_log.unresponded_tool_results or len(chat_log.content) == before:
                 return watch
             if stop := watch.observe(chat_log.content):
                 _LOGGER.info("Agent %s stopped the turn after round %d: %s", self.subentry.title, iteration, stop)

@@ -15,7 +15,11 @@ from .home import Home, async_ask, call, script, speech, tool_results
 
 
 async def _one_call(
-    hass: HomeAssistant, wire: OllamaWireServer, tool: str, said: str = "Kapcsold fel a konyhai lámpát", **arguments: Any
+    hass: HomeAssistant,
+    wire: OllamaWireServer,
+    tool: str,
+    said: str = "Kapcsold fel a konyhai lámpát",
+    **arguments: Any,
 ) -> dict[str, Any]:
     """The user says `said`, the model makes one tool call, then answers; returns the tool result it got back."""
     wire.responder = script(Reply("", tool_calls=[call(tool, **arguments)]), Reply("Rendben."))
