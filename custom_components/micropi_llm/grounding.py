@@ -26,7 +26,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import floor_registry as fr
 from homeassistant.helpers import intent
 
-from .vocabulary import ROOMS, device_kinds, is_kind_word, kinds_in, phrase_in, words
+from .vocabulary import ROOMS, device_kinds, is_kind_word, kinds_in, phrase_in, stem_matches, words
 
 ROOM_KINDS = frozenset(kind.key for kind in ROOMS)
 # Words too short to tell anything apart ("a", "az", "the" are dropped as well by length).
@@ -142,10 +142,15 @@ def _name_grounding(call: Call, said: Said, places: Sequence[Place]) -> str | No
     return "kind" if by_kind else None
 
 
+def _is_location(word: str, location: set[str]) -> bool:
+    """Whether a name's word speaks of a room ("konyhai" of Konyha), not of the device itself."""
+    return any(stem_matches(place, word) for place in location) or bool(kinds_in([word]) & ROOM_KINDS)
+
+
 def _named(thing: Thing, said: Said, location: set[str]) -> bool:
     """Whether the user said a word of the thing's own (not a room's, not a kind's) name or alias."""
     for name in thing.names:
-        own = [word for word in words(name) if len(word) >= MIN_NAME_WORD and word not in location]
+        own = [word for word in words(name) if len(word) >= MIN_NAME_WORD and not _is_location(word, location)]
         distinctive = [word for word in own if not is_kind_word(word)]
         if any(phrase_in(word, list(said.words)) for word in distinctive):
             return True

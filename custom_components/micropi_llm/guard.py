@@ -244,7 +244,11 @@ def _check_name(hass: HomeAssistant, tool: llm.Tool, home: _Home, args: dict[str
     where = f" in {args.get('area') or args.get('floor')}" if args.get("area") or args.get("floor") else ""
     names = sorted({state.name for state in _in_place(hass, home, args)} or set(home.names()))
     problem = _not_found(f"There is no device named {args['name']!r}{where}. Exposed names:", args["name"], names)
-    if len(problem.choices) == 1 and same_kind_names(args["name"], list(problem.choices)):
+    if (
+        len(problem.choices) == 1
+        and problem.choices[0] != args["name"]
+        and same_kind_names(args["name"], list(problem.choices))
+    ):
         # "kitchen light" in a home whose one kitchen lamp is Konyhai lámpa: that one is meant.
         return _check_name(hass, tool, home, {**args, "name": problem.choices[0]})
     return problem
