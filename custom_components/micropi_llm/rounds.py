@@ -115,17 +115,22 @@ _MACHINE = re.compile(
     r"error_text|\"error\"|intent__|\bHass[A-Z]\w+|There is no (tool|device|area|floor|entity)\b|"
     r"Exposed (names|devices):|is not exposed to you|The user did not|Call it again|must be one \w+",
 )
-_ENGLISH = frozenset(str.split("the is are you your to i have has there sorry please it this that of and what which"))
+_ENGLISH = frozenset(
+    str.split(
+        "the is are you your to i have has there sorry please it this that of and what which turned on off "
+        "light lights set now can could would"
+    )
+)
 _HUNGARIAN = frozenset(str.split("a az és nem van vagy egy is meg ezt azt hogy mit melyik szeretnéd kérlek"))
 _HUNGARIAN_LETTERS = frozenset("áéíóöőúüű")
 
 
 def _looks_english(text: str) -> bool:
-    said = text.casefold().split()
-    english = sum(word.strip(".,!?:;") in _ENGLISH for word in said)
-    hungarian = sum(word.strip(".,!?:;") in _HUNGARIAN for word in said)
-    accented = any(letter in _HUNGARIAN_LETTERS for letter in text.casefold())
-    return english >= 2 and english > hungarian and not accented
+    """Mostly English words: a Hungarian device name inside ("the Nappali lámpa") does not save it."""
+    said = [word.strip(".,!?:;\"'") for word in text.casefold().split()]
+    english = sum(word in _ENGLISH for word in said)
+    hungarian = sum(word in _HUNGARIAN or any(letter in _HUNGARIAN_LETTERS for letter in word) for word in said)
+    return english >= 2 and english > hungarian
 
 
 def _is_json(text: str) -> bool:

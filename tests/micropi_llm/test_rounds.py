@@ -78,6 +78,7 @@ def test_machine_text_is_never_an_answer() -> None:
     assert machine_text("There is no floor '1st Floor'. Floors: Emelet, Földszint.", "hu")
     assert machine_text("Calling intent__HassTurnOn now", "en")
     assert machine_text("I have turned on the light for you.", "hu")
+    assert machine_text("OK, I turned on the Nappali lámpa.", "hu")
     correction = "Nappali TV is not reachable now; try the other one"
     assert machine_text("Nappali TV is not reachable now, try another one.", "hu", [correction])
     assert not machine_text("Felkapcsoltam a nappali lámpát.", "hu")
