@@ -15,6 +15,7 @@ The check is plain data in, a correction out (the model can try again), so it is
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,10 @@ from homeassistant.helpers import intent
 from .vocabulary import ROOMS, device_kinds, is_kind_word, kinds_in, phrase_in, stem_matches, words
 
 ROOM_KINDS = frozenset(kind.key for kind in ROOMS)
+# "Ne kapcsold le a villanyt" asks for nothing: what follows a prohibition, up to the end of its
+# clause, grounds no action ("nem" is left alone: "nem kapcsolnád fel?" is a polite request).
+PROHIBITIONS = frozenset({"ne", "don't", "dont", "never", "sose", "soha"})
+_CLAUSE_END = re.compile(r"[,;.!?]|\b(?:csak|hanem|de|but|only|instead)\b")
 # Words too short to tell anything apart ("a", "az", "the" are dropped as well by length).
 MIN_NAME_WORD = 2
 
@@ -66,7 +71,7 @@ class Said:
 
     @classmethod
     def of(cls, texts: Iterable[str], satellite_area: Place | None = None) -> Said:
-        return cls(tuple(word for text in texts for word in words(text)), satellite_area)
+        return cls(tuple(word for text in texts for word in _asked_words(text)), satellite_area)
 
     def mentions(self, place: Place) -> bool:
         """Whether the user named this place, by name, alias or room kind."""
@@ -117,6 +122,16 @@ def grounding_problem(call: Call, said: Said, places: Sequence[Place]) -> str | 
         what = ", ".join([*call.domains, *call.device_classes])
         return f"The user did not ask about {what}. Act only on what the user asked for; if unsure, ask."
     return None
+
+
+def _asked_words(text: str) -> list[str]:
+    """The folded words of a text, less those under a prohibition ("don't turn off the lights")."""
+    asked: list[str] = []
+    for clause in _CLAUSE_END.split(text.replace("do not", "don't")):
+        clause_words = words(clause)
+        cut = next((n for n, word in enumerate(clause_words) if word in PROHIBITIONS), len(clause_words))
+        asked += clause_words[:cut]
+    return asked
 
 
 def _or_none(values: Sequence[str]) -> list[str | None]:

@@ -38,6 +38,8 @@ def problem(sentence: str, call: Call, *, earlier: tuple[str, ...] = (), satelli
         ("Turn on the light upstairs", Call(domains=["light"], floor=Place(("Földszint",)))),
         ("Mennyi az idő?", Call(name="Állólámpa", things=[FLOOR_LAMP])),
         ("Kapcsold le a konyhai ventilátort", Call(name="Konyhai lámpa", things=[KITCHEN_LAMP])),
+        ("Ne kapcsold le a villanyt", Call(domains=["light"])),
+        ("Please don't turn on the kitchen light", Call(name="Konyhai lámpa", things=[KITCHEN_LAMP])),
     ],
 )
 def test_actions_nobody_asked_for_are_refused(sentence: str, call: Call) -> None:
@@ -60,6 +62,7 @@ def test_actions_nobody_asked_for_are_refused(sentence: str, call: Call) -> None
         ("Turn off the living room", Call(area=NAPPALI)),
         ("Kapcsolj le mindent a konyhában", Call(area=KONYHA, domains=["light"])),
         ("Kapcsold fel a lámpákat", Call(domains=["light"])),
+        ("Ne a tévét, hanem a lámpát kapcsold le", Call(domains=["light"])),
         ("Unlock smart lock", Call(name="Smart Lock", things=[Thing(("Smart Lock",), "lock")], area=Place(("Entry",)))),
         ("Kapcsold le a világítást az emeleten", Call(domains=["light"], floor=Place(("Emelet",)))),
     ],
