@@ -48,6 +48,9 @@ PLACEHOLDERS = frozenset({"", "none", "null", "nil", "n/a", "unknown", "undefine
 MAX_CLOSE = 3
 # Tools that only read (answers come from the live state); the others act and must be grounded.
 READ_ONLY_PREFIXES = ("HassGet", "Get")
+# Parameters that say a tool acts on devices in the home (HassClimateSetTemperature has no
+# domain, but a name, area and floor; a list's or a timer's `name` is not a device's).
+TARGET_PARAMETERS = ENTITY_MATCH_PARAMETERS | {"area", "floor"}
 
 
 class Correction(str):
@@ -286,7 +289,7 @@ def _narrowed_by_domain(
 
 def acts(tool: llm.Tool) -> bool:
     """Whether a tool changes something in the home (its target must then be grounded)."""
-    return bool(_parameter_names(tool) & ENTITY_MATCH_PARAMETERS) and not tool.name.rpartition("__")[2].startswith(
+    return bool(_parameter_names(tool) & TARGET_PARAMETERS) and not tool.name.rpartition("__")[2].startswith(
         READ_ONLY_PREFIXES
     )
 

@@ -51,6 +51,13 @@ async def test_only_the_device_asked_for_changes(
     assert hass.states.get(home.kitchen_light).state == "off"
     assert hass.states.get(home.thermostat).attributes["temperature"] == 20
 
+    wire.responder = script(
+        Reply("", tool_calls=[call("climate__HassClimateSetTemperature", name="Termosztát", temperature=25)]),
+        Reply("Rendben."),
+    )
+    await async_ask(hass, "Kapcsold fel a konyhai lámpát")  # no word of heating: a tool without a domain too
+    assert hass.states.get(home.thermostat).attributes["temperature"] == 20
+
 
 async def test_the_same_refused_call_twice_ends_with_a_question_naming_the_closest(
     hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
