@@ -123,6 +123,7 @@ _ENGLISH = frozenset(
 )
 _HUNGARIAN = frozenset(str.split("a az és nem van vagy egy is meg ezt azt hogy mit melyik szeretnéd kérlek"))
 _HUNGARIAN_LETTERS = frozenset("áéíóöőúüű")
+_JSON_LIST = re.compile(r"\[\s*[\[{\"]")
 
 
 def _looks_english(text: str) -> bool:
@@ -134,8 +135,8 @@ def _looks_english(text: str) -> bool:
 
 
 def _is_json(text: str) -> bool:
-    """JSON, or braces: nobody speaks those ("[1] Az első lépés." is fine)."""
-    if text[:1] == "{":
+    """JSON, or braces, or a list of objects or strings: nobody speaks those ("[1] Az első lépés." is fine)."""
+    if text[:1] == "{" or _JSON_LIST.match(text):
         return True
     if text[:1] != "[":
         return False

@@ -153,6 +153,7 @@ async def test_no_model_output_escapes_the_turn(
 
     @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
     @given(st.lists(st.tuples(tool_names, arguments), min_size=1, max_size=2), model_text, model_text)
+    @example([("x", {})], '[{"nam', "")  # a call cut short: not a call, and not to be spoken
     def turn(calls: list[tuple[str, dict[str, Any]]], written: str, last: str) -> None:
         replies = [
             Reply("", tool_calls=[{"name": name, "arguments": args} for name, args in calls]),

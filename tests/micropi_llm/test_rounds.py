@@ -75,6 +75,8 @@ def test_an_invented_tool_twice_stops() -> None:
 
 def test_machine_text_is_never_an_answer() -> None:
     assert machine_text('{"error":"refused","error_text":"There is no tool"}', "hu")
+    assert machine_text('[{"nam', "hu")  # a truncated call
+    assert not machine_text("[1] Az első lépés.", "hu")
     assert machine_text("There is no floor '1st Floor'. Floors: Emelet, Földszint.", "hu")
     assert machine_text("Calling intent__HassTurnOn now", "en")
     assert machine_text("I have turned on the light for you.", "hu")
