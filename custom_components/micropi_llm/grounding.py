@@ -97,11 +97,13 @@ def grounding_problem(call: Call, said: Said, places: Sequence[Place]) -> str | 
     of them the user named decides where a device known only by its kind must be. An area the user
     did not say only narrows a device they named by its own name (the model added where it is).
     """
+    # The satellite's own area stands in for a room only when the user named a kind of device.
+    kind_said = bool(said.kinds - ROOM_KINDS)
     place_problem = next(
         (
             f"The user did not mention the {key} {place.names[0]!r}. Leave {key} out, or use one the user said."
             for key, place in (("area", call.area), ("floor", call.floor))
-            if place is not None and not (said.mentions(place) or place == said.satellite_area)
+            if place is not None and not (said.mentions(place) or (place == said.satellite_area and kind_said))
         ),
         None,
     )
@@ -110,16 +112,18 @@ def grounding_problem(call: Call, said: Said, places: Sequence[Place]) -> str | 
         if grounded is None:
             return f"The user did not ask about {call.name!r}. Act only on what the user asked for; if unsure, ask."
         return place_problem if grounded == "kind" else None
-    if place_problem or call.area is not None or call.floor is not None:
-        return place_problem  # else everything of a kind in a room the user named
+    if place_problem:
+        return place_problem
+    if any(place is not None and said.mentions(place) for place in (call.area, call.floor)):
+        return None  # everything (of a kind) in a room the user named
     kinds = {
         kind
         for domain in call.domains
         for device_class in _or_none(call.device_classes)
         for kind in device_kinds(domain, device_class)
     }
-    if (call.domains or call.device_classes) and not kinds & said.kinds:
-        what = ", ".join([*call.domains, *call.device_classes])
+    if (call.domains or call.device_classes or call.area or call.floor) and not kinds & said.kinds:
+        what = ", ".join([*call.domains, *call.device_classes]) or "everything there"
         return f"The user did not ask about {what}. Act only on what the user asked for; if unsure, ask."
     return None
 

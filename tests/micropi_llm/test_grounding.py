@@ -75,6 +75,12 @@ def test_the_satellites_area_grounds_a_command_naming_only_a_kind() -> None:
     call = Call(domains=["light"], area=KONYHA)
     assert problem("Kapcsold fel a lámpát", call, satellite=KONYHA) is None
     assert problem("Kapcsold fel a lámpát", call, satellite=NAPPALI) is not None
+    # Without a kind said, the satellite's room grounds nothing ("jó reggelt" lit the living room).
+    assert problem("Jó reggelt!", Call(area=NAPPALI), satellite=NAPPALI) is not None
+    assert problem("Jó reggelt!", Call(area=NAPPALI, domains=["light"]), satellite=NAPPALI) is not None
+    assert problem("Kapcsold fel a lámpát", Call(area=NAPPALI), satellite=NAPPALI) is not None  # not all of it
+    lamp = Call(name="Nappali mennyezeti lámpa", things=[LIVING_LAMP], area=NAPPALI)
+    assert problem("Kapcsold fel a lámpát", lamp, satellite=NAPPALI) is None
 
 
 def test_an_earlier_turn_of_the_conversation_grounds_a_follow_up() -> None:
