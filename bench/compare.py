@@ -147,7 +147,7 @@ _MODEL_PHRASES = (
 _ENGLISH = frozenset(
     str.split(
         "the is are you your to i have has been turned there sorry please light lights room on off "
-        "it this that of and what which"
+        "it this that of and what which am i'm i've it's was with for not be can can't"
     )
 )
 _HUNGARIAN = frozenset(

@@ -98,6 +98,7 @@ def test_machine_text_is_told_apart_from_answers_for_people():
     assert machine_text("There is no floor '1st Floor'. Floors: Emelet, Földszint.", "hu") == "correction"
     assert machine_text("I have turned on the light in the living room.", "hu") == "language"
     assert machine_text("Felkapcsoltam a nappali lámpát.", "hu") is None
+    assert machine_text("I am a MicroPython device.", "hu") == "language"
     assert machine_text("Turned on the kitchen light.", "en") is None
     assert machine_text("Rendben, lekapcsoltam a lámpát.", "en") == "language"
     assert machine_text("", "hu") is None
