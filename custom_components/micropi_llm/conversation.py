@@ -39,8 +39,8 @@ from .home_names import ASSISTANT, async_exposed_states
 from .live_state import home_api
 from .local_match import async_handle_locally
 from .options import AgentOptions
-from .server_status import async_update_model_issue
 from .rounds import RoundWatch, machine_text, spoken_choices
+from .server_status import async_update_model_issue
 from .tool_repair import repaired_deltas
 
 _LOGGER = logging.getLogger(__name__)
