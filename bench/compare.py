@@ -122,3 +122,62 @@ def mismatches(
 def response_matches(expect_response: Iterable[str], answer: str) -> bool:
     options = list(expect_response)
     return not options or any(option.lower() in answer.lower() for option in options)
+
+
+# ----- what the household should never hear ------------------------------------------------------
+
+# Phrases of the guard's corrections and of tool results, written for the model, not for people.
+_MODEL_PHRASES = (
+    "error_text",
+    '"error"',
+    "there is no tool",
+    "there is no device named",
+    "there is no area",
+    "there is no floor",
+    "there is no entity",
+    "exposed names:",
+    "exposed devices:",
+    "tools:",
+    "is not exposed to you",
+    "call it again",
+    "must be one",
+    "intent__",
+    "__hass",
+)
+_ENGLISH = frozenset(
+    str.split(
+        "the is are you your to i have has been turned there sorry please light lights room on off "
+        "it this that of and what which am i'm i've it's was with for not be can can't"
+    )
+)
+_HUNGARIAN = frozenset(
+    str.split(
+        "a az és nem van vagy egy sikerült kapcsoltam lekapcsoltam felkapcsoltam rendben melyik "
+        "mire szeretnéd lámpa lámpát fok ezt azt is már most"
+    )
+)
+_HUNGARIAN_LETTERS = frozenset("áéíóöőúüű")
+
+
+def machine_text(answer: str, language: str) -> str | None:
+    """Why an answer is not for the household (JSON, a correction meant for the model, another
+    language than the user spoke), or None when it is fine."""
+    text = answer.strip()
+    if not text:
+        return None
+    if text[:1] in "{[" or text.startswith("```") or "<tool_call>" in text or "[TOOL_CALLS]" in text:
+        return "json"
+    lowered = text.casefold()
+    if any(phrase in lowered for phrase in _MODEL_PHRASES):
+        return "correction"
+    words = [word.strip(".,!?:;\"'()") for word in lowered.split()]
+    english = sum(word in _ENGLISH for word in words)
+    hungarian = sum(word in _HUNGARIAN for word in words) + sum(
+        any(letter in _HUNGARIAN_LETTERS for letter in word) for word in words
+    )
+    spoken = language.split("-", maxsplit=1)[0].lower()
+    if spoken == "hu" and english >= 2 and english > hungarian:
+        return "language"
+    if spoken == "en" and hungarian >= 2 and hungarian > english:
+        return "language"
+    return None

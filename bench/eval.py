@@ -81,6 +81,11 @@ class Run:
             "by_category": dict(sorted(categories.items())),
             "latency_ms": {"p50": percentile(latencies, 50), "p95": percentile(latencies, 95)},
             "model_calls_per_sentence": round(sum(r.model_calls for r in results) / count, 2),
+            # Sentences that changed a device nobody spoke of (a subset of the wrong actions); answers
+            # not for people; exceptions that escaped the turn.
+            "unasked_actions": sum(bool(r.unasked_actions) for r in results),
+            "machine_text_answers": sum(r.machine_text is not None for r in results),
+            "crashes": sum(r.error is not None for r in results),
             "prompt_tokens_per_sentence": round(sum(r.prompt_tokens for r in results) / count, 1),
             # True when any count is characters/4 rather than the back-end's `prompt_eval_count`.
             "prompt_tokens_estimated": any(r.tokens_estimated for r in results),
@@ -96,9 +101,11 @@ class Run:
                     "answer": r.answer,
                     "problems": r.problems,
                     "wrong_action": is_wrong_action(r),
+                    "model_calls": r.model_calls,
+                    "machine_text": r.machine_text,
                 }
                 for r in results
-                if not r.passed
+                if not r.passed or r.machine_text
             ],
         }
 
@@ -114,7 +121,7 @@ def select(cases: list[Case], category: str | None, limit: int | None, stride: i
 def table(reports: list[dict[str, Any]]) -> str:
     header = (
         f"{'dataset':<14} {'agent':<12} {'backend':<10} {'n':>4} {'pass':>4} {'acc':>6} "
-        f"{'wrong':>5} {'p50 ms':>8} {'p95 ms':>8} {'calls':>5} {'tok/sent':>9}"
+        f"{'wrong':>5} {'p50 ms':>8} {'p95 ms':>8} {'calls':>5} {'tok/sent':>9} {'unasked':>7} {'mach':>4} {'crash':>5}"
     )
     lines = [header, "-" * len(header)]
     for r in reports:
@@ -124,7 +131,8 @@ def table(reports: list[dict[str, Any]]) -> str:
             f"{r['sentences']:>4} {r['passed']:>4} "
             f"{r['accuracy']:>6.1%} {r['wrong_actions']:>5} "
             f"{r['latency_ms']['p50'] or 0:>8.0f} {r['latency_ms']['p95'] or 0:>8.0f} "
-            f"{r['model_calls_per_sentence']:>5.1f} {tokens:>9}"
+            f"{r['model_calls_per_sentence']:>5.1f} {tokens:>9} "
+            f"{r['unasked_actions']:>7} {r['machine_text_answers']:>4} {r['crashes']:>5}"
         )
     categories = sorted({c for r in reports for c in r["by_category"]})
     if categories:
@@ -140,6 +148,8 @@ def table(reports: list[dict[str, Any]]) -> str:
             lines.append(f"{category[:28]:<28} " + " ".join(f"{c:>16}" for c in cells))
     lines.append("(~: tokens estimated as characters/4: the back-end reported no prompt_eval_count)")
     lines.append("(wrong / w: wrong actions, sentences after which the home changed but not as expected)")
+    lines.append("(calls: model rounds per sentence; unasked: sentences that changed a device nobody spoke of;")
+    lines.append(" mach: answers that were JSON, a correction for the model or another language; crash: exceptions)")
     return "\n".join(lines)
 
 
@@ -190,7 +200,9 @@ async def evaluate(  # noqa: PLR0917 - the CLI's options, one each
                         mark = "ok  " if result.passed else "FAIL"
                         print(
                             f"[{index}/{len(cases)}] {agent:<11} {mark} {result.latency_ms:7.0f} ms  {case.sentence}"
-                            + ("" if result.passed else f"  -> {'; '.join(result.problems)[:200]}"),
+                            + ("" if result.passed else f"  -> {'; '.join(result.problems)[:200]}")
+                            + (f"  [{result.model_calls} rounds] {result.answer[:100]!r}" if result.model_calls else "")
+                            + (f"  MACHINE TEXT ({result.machine_text})" if result.machine_text else ""),
                             file=sys.stderr,
                             flush=True,
                         )

@@ -215,6 +215,10 @@ class CaseResult:
     prompt_tokens: int = 0
     tokens_estimated: bool = False
     error: str | None = None
+    # Entities that changed though nothing asked for it (an action nobody wanted).
+    unasked_actions: list[str] = field(default_factory=list)
+    # Why the answer is not for the household (json, correction, language), if it is not.
+    machine_text: str | None = None
 
 
 async def oracle_changes(case: Case) -> dict[str, dict[str, Any]]:
@@ -295,6 +299,7 @@ async def run_case(
     if error:
         problems.append(error)
     calls = backend.meter.calls[calls_before:] if backend else []
+    got = compare.without_ignored(compare.changes(before, after), case.ignore_changes)
     return CaseResult(
         case=case,
         passed=not problems,
@@ -302,12 +307,14 @@ async def run_case(
         answer=answer,
         problems=problems,
         expected=expected,
-        got=compare.without_ignored(compare.changes(before, after), case.ignore_changes),
+        got=got,
         model_calls=len(calls),
         prompt_chars=sum(c.prompt_chars for c in calls),
         prompt_tokens=sum(c.prompt_tokens for c in calls),
         tokens_estimated=any(c.estimated for c in calls),
         error=error,
+        unasked_actions=sorted(entity_id for entity_id in got if entity_id not in expected),
+        machine_text=compare.machine_text(answer, case.language),
     )
 
 

@@ -180,6 +180,15 @@ class Accounts:
             audit.record(session, "logout", actor_user_id=user.id, target=user.email, ip=ip)
         return True
 
+    async def end_session(self, refresh_token: str, ip: str) -> None:
+        """The browser's log-out: revokes the family of the session cookie's token, whoever's it is (holding
+        the cookie is the proof); an unknown token changes nothing."""
+        async with self.sessions() as session, session.begin():
+            row = await session.scalar(select(RefreshToken).where(RefreshToken.token_hash == hash_token(refresh_token)))
+            if row is not None:
+                await _revoke_family(session, row.family_id, datetime.now(UTC))
+                audit.record(session, "logout", actor_user_id=row.user_id, target=row.family_id, ip=ip)
+
     # ---- the caller's own account --------------------------------------------------------------------
 
     async def change_password(self, user_id: str, password_hash: str, ip: str) -> dict[str, Any]:

@@ -16,12 +16,15 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
+from hosting import web as web_app
 from hosting.db import create_engine, migrate, session_factory
 from hosting.db.callers import open_caller_reader
 from hosting.devices import DEVICES_KEY, DeviceService
+from hosting.events import EVENTS_KEY, EventBus
 from hosting.gateway.settings import GatewaySettings
-from hosting.gateway.setup import GATEWAY_HOST_KEY
+from hosting.gateway.setup import GATEWAY_HOST_KEY, USAGE_KEY
 from hosting.gateway.setup import setup as setup_gateway
+from hosting.history import HISTORY_KEY, MetricsHistory
 from hosting.instances import INSTANCE_MANAGER_KEY, InstanceManager
 from hosting.keys import (
     CALLERS_KEY,
@@ -63,19 +66,27 @@ def create_app(settings: Settings) -> web.Application:
         "signup_account": SlidingWindowLimiter(settings.signup_limit_per_account, window),
     }
     app[RUNTIME_KEY] = create_runtime(settings)  # connects lazily, at its first call
+    app[EVENTS_KEY] = EventBus()
+    app.on_shutdown.append(close_event_streams)
+    app[HISTORY_KEY] = MetricsHistory(app[SESSIONS_KEY], app[EVENTS_KEY], settings.history_interval)
     app[DEVICES_KEY] = DeviceService(app[SESSIONS_KEY], app[SECRET_BOX_KEY], settings, app[RUNTIME_KEY])
+    app[DEVICES_KEY].events = app[EVENTS_KEY]
+    app[HISTORY_KEY].gauges.append(app[DEVICES_KEY].online_count)
     app.cleanup_ctx.append(database_context)
     app.cleanup_ctx.append(runtime_context)
+    app.cleanup_ctx.append(app[HISTORY_KEY].context)
     # After the database (tokens live there), before the instances (provisioning gives them its URL).
     gateway_settings = GatewaySettings.from_env(
         default_url=settings.ollama_url, default_model=settings.ollama_model, default_api_key=settings.ollama_api_key
     )
     gateway_host = setup_gateway(app, app[SESSIONS_KEY], app[RUNTIME_KEY], gateway_settings)
     app[DEVICES_KEY].speech_uris = gateway_host.speech_uris_for
+    app[USAGE_KEY].events = app[EVENTS_KEY]
     if settings.provisioning_enabled:
         app.cleanup_ctx.append(instance_manager_context)
     app.cleanup_ctx.append(app[DEVICES_KEY].context)  # after the database: it reopens stored endpoints
     add_routes(app)
+    web_app.setup(app)
     return app
 
 
@@ -97,7 +108,13 @@ async def instance_manager_context(app: web.Application) -> AsyncIterator[None]:
     manager = InstanceManager.from_settings(
         app[SETTINGS_KEY], app[SESSIONS_KEY], app[SECRET_BOX_KEY], app[RUNTIME_KEY], app[GATEWAY_HOST_KEY]
     )
+    manager.events = app[EVENTS_KEY]
     app[INSTANCE_MANAGER_KEY] = manager
     await manager.open()  # reconciles once, then keeps a periodic reconciliation task
     yield
     await manager.close()  # stops background tasks; instances keep running
+
+
+async def close_event_streams(app: web.Application) -> None:
+    """Live-update streams never end on their own: end them so shutdown does not wait for them."""
+    app[EVENTS_KEY].close()

@@ -28,7 +28,8 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hosting import metrics
+from hosting import events, metrics
+from hosting.api.views import instance_view
 from hosting.assistant import NOT_SET_UP, AssistantState, AssistantStates
 from hosting.db.models import Instance, User, new_id
 from hosting.gateway.setup import GatewayHost
@@ -130,6 +131,7 @@ class InstanceManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._provisioning: dict[str, asyncio.Task[None]] = {}
         self._reconciler: asyncio.Task[None] | None = None
+        self.events: events.EventBus | None = None  # told of every change (hosting.events)
 
     @classmethod
     def from_settings(
@@ -237,6 +239,19 @@ class InstanceManager:
             if instance is not None:
                 for key, value in changes.items():
                     setattr(instance, key, value)
+        if instance is not None:
+            self._publish(instance)
+
+    def _publish(self, instance: Instance, step: str | None = None) -> None:
+        if self.events is None:
+            return
+        view = instance_view(instance)
+        if step is None:
+            self.events.publish(events.INSTANCE, view, instance.user_id)
+            return
+        done = json.loads(instance.provision_state or "{}").get("steps", {})
+        progress = {"step": step, "done": [s for s in STEPS if s in done], "steps": list(STEPS)}
+        self.events.publish(events.PROVISIONING, {**view, "provisioning": progress}, instance.user_id)
 
     def lock(self, instance_id: str) -> asyncio.Lock:
         """Held by whatever changes the instance (operations, provisioning, reconciliation)."""
@@ -423,6 +438,7 @@ class InstanceManager:
             instance.status_reason = f"setting up Home Assistant: {step} done"
             if token is not None:
                 instance.ha_token_encrypted = self.secrets.encrypt(token)
+        self._publish(instance, step)
 
     async def _owner_email(self, user_id: str) -> str:
         async with self.sessions() as session:

@@ -27,6 +27,7 @@ REQUEST_SECONDS = Histogram(
     registry=REGISTRY,
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
+EVENT_STREAMS = Gauge("micropi_event_streams", "Live-update (server-sent event) streams open now.", registry=REGISTRY)
 INSTANCES = Gauge("micropi_instances", "Home Assistant instances by status.", ["status"], registry=REGISTRY)
 PROVISIONING_SECONDS = Histogram(
     "micropi_provisioning_duration_seconds",

@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network, IPv6Network, ip_address
 
@@ -85,6 +86,8 @@ class DeviceRelay:
         self.claim_timeout = claim_timeout
         self.ws_heartbeat = ws_heartbeat
         self._endpoints: dict[str, _DeviceEndpoint] = {}
+        # Called with (device id, connected) when a device's first WebSocket opens or its last one closes.
+        self.on_presence: Callable[[str, bool], None] | None = None
 
     # --- endpoints (one per paired, unrevoked device) ----------------------------------------------
 
@@ -115,6 +118,13 @@ class DeviceRelay:
         """True while the device holds at least one WebSocket (idle or carrying HA)."""
         endpoint = self._endpoints.get(device_id)
         return bool(endpoint and (endpoint.idle or endpoint.busy))
+
+    def connected_count(self) -> int:
+        return sum(1 for e in self._endpoints.values() if e.idle or e.busy)
+
+    def _presence(self, device_id: str, connected: bool) -> None:
+        if self.on_presence is not None:
+            self.on_presence(device_id, connected)
 
     def stats(self) -> RelayStats:
         return RelayStats(
@@ -156,8 +166,11 @@ class DeviceRelay:
         await ws.prepare(request)
         _set_nodelay(request.transport)
         tunnel = _Tunnel(ws)
+        first = not (endpoint.idle or endpoint.busy)
         endpoint.idle.append(tunnel)
         endpoint.tunnel_ready.set()
+        if first:
+            self._presence(device_id, True)
         try:
             await self._pump_device(tunnel)
         finally:
@@ -168,6 +181,8 @@ class DeviceRelay:
                 tunnel.claimed.result().close()  # the device went away: HA's connection goes too
             else:
                 tunnel.claimed.cancel()
+            if not (endpoint.idle or endpoint.busy):
+                self._presence(device_id, False)
             await ws.close()
         return ws
 

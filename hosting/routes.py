@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from hosting import history
 from hosting.api import accounts, devices, my_instance, operator, system, usage
 from hosting.api.endpoint import ROUTES_KEY, Endpoint
+from hosting.web import live
 
 ENDPOINTS: list[Endpoint] = [
     *accounts.ENDPOINTS,
@@ -19,6 +21,8 @@ ENDPOINTS: list[Endpoint] = [
     *system.ENDPOINTS,
     *devices.ENDPOINTS,
     *usage.ENDPOINTS,
+    *live.ENDPOINTS,
+    *history.ENDPOINTS,
 ]
 
 

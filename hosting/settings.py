@@ -76,6 +76,8 @@ class Settings:
     # on in the embedded run command (scripts/run.sh), off in production (compose.yaml).
     demo_home: bool = False
     reconcile_interval: float = 30.0
+    # Seconds between two samples of the operators' metrics history (hosting.history).
+    history_interval: float = 15.0
 
     # Edge devices (hosting.devices). Where device relay endpoints listen and the address the owner's HA
     # dials; "docker" (production): where the runtime binds tenant-facing endpoints (`Runtime.tenant_endpoint`:
@@ -172,6 +174,7 @@ class Settings:
             time_zone=text("MICROPI_TIME_ZONE", "Europe/Budapest"),
             demo_home=flag("MICROPI_DEMO_HOME", False),
             reconcile_interval=number("MICROPI_RECONCILE_INTERVAL", 30.0, float),
+            history_interval=max(0.1, number("MICROPI_HISTORY_INTERVAL", 15.0, float)),
             relay_bind_host=relay_bind_host,
             relay_ha_host=text("MICROPI_RELAY_HA_HOST", relay_bind_host),
             relay_ports=_relay_ports(text("MICROPI_RELAY_PORT_RANGE", "10700-10999")),

@@ -23,7 +23,7 @@ status=0
 # Home Assistant's pytest plugin blocks sockets and aliases voluptuous to probatio for the whole
 # process, so the tests that run inside HA core and those of the standalone services run apart.
 mapfile -t ha_dirs < <(with_tests tests/micropi_llm tests/bench)
-mapfile -t service_dirs < <(with_tests tests/hosting tests/edge)
+mapfile -t service_dirs < <(with_tests tests/hosting tests/edge tests/web)
 if [ ${#ha_dirs[@]} -gt 0 ]; then
     echo "== pytest (inside Home Assistant core): ${ha_dirs[*]}"
     $PY -m pytest --timeout=600 --cov=custom_components/micropi_llm --cov-report=term-missing:skip-covered --cov-fail-under=95 \

@@ -3,7 +3,7 @@
 # defaults - SQLite and generated secrets in ./data (or $MICROPI_DATA), one local `hass` process per user
 # (the `process` runtime), Ollama at $MICROPI_OLLAMA_URL (default http://127.0.0.1:11434).
 #
-#   bash scripts/run.sh                      # then follow the steps it prints
+#   bash scripts/run.sh                      # then open the app's URL it prints first, and follow the steps
 #   MICROPI_PORT=9090 bash scripts/run.sh    # any MICROPI_* setting (hosting/settings.py) applies
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -40,6 +40,8 @@ if ! command -v ffmpeg >/dev/null 2>&1 || ! compgen -G "/usr/lib/*/libturbojpeg.
 fi
 
 printf '%s\n' \
+    "" \
+    "MicroPi web app: $base/   (open it in a browser: sign up, watch your Home Assistant being prepared)" \
     "" \
     "MicroPi hosting: $base   (data: $MICROPI_DATA, runtime: $MICROPI_RUNTIME)" \
     "" \

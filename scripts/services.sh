@@ -7,6 +7,8 @@
 # >= 2.34) with a private apt state and unpacked into ~/.docker/cli-plugins, the host untouched.
 # And what Home Assistant's own image carries for the integrations every HA loads (ffmpeg for ffmpeg,
 # stream and text-to-speech; libturbojpeg for camera snapshots), so a local `hass` starts as cleanly.
+# Node.js's npm then installs what the browser tests load into the pages (axe-core, tests/web/package.json)
+# from the npm registry into tests/web/node_modules.
 #
 #   bash scripts/services.sh install   # no-op when they are already there
 set -euo pipefail
@@ -19,6 +21,7 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 dpkg -s libturbojpeg0 >/dev/null 2>&1 || need+=(libturbojpeg0)
+command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 
 # shellcheck source=scripts/debian-sid.sh
 source "$(dirname "${BASH_SOURCE[0]}")/debian-sid.sh"
@@ -41,11 +44,24 @@ install_compose_plugin() {
     return $status
 }
 
+WEB_TESTS=$(cd "$(dirname "${BASH_SOURCE[0]}")/../tests/web" && pwd)
+install_npm_packages() {  # `npm ci` from the lock file, again only when package(-lock).json changed
+    local stamp
+    stamp=$(cat "$WEB_TESTS/package.json" "$WEB_TESTS/package-lock.json" | sha256sum | cut -d' ' -f1)
+    grep -qx "$stamp" "$WEB_TESTS/node_modules/.micropi-stamp" 2>/dev/null && return 0
+    echo "services: installing the browser tests' npm packages (axe-core) into tests/web/node_modules" >&2
+    npm ci --prefix "$WEB_TESTS" --no-audit --no-fund --loglevel=error >/dev/null \
+        && echo "$stamp" >"$WEB_TESTS/node_modules/.micropi-stamp"
+}
+
 case "${1:-}" in
     install)
         # Only the compose.yaml test needs it: a failure here is reported, not fatal.
         install_compose_plugin || echo "services: could not install the docker compose plugin" >&2
-        [ ${#need[@]} -eq 0 ] && exit 0
+        if [ ${#need[@]} -eq 0 ]; then
+            install_npm_packages
+            exit 0
+        fi
         if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null; then
             echo "services: missing ${need[*]}; install them (Debian: apt-get install ${need[*]}) and run again" >&2
             exit 1
@@ -56,6 +72,7 @@ case "${1:-}" in
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d
         DEBIAN_FRONTEND=noninteractive apt-get -qq install -y --no-install-recommends "${need[@]}" >/dev/null
         rm -f /usr/sbin/policy-rc.d
+        install_npm_packages
         ;;
     *) echo "usage: $0 install" >&2; exit 2 ;;
 esac

@@ -36,9 +36,11 @@ from .client import (
     retry_after,
 )
 from .const import DOMAIN, SUBENTRY_CONVERSATION
+from .home_names import ASSISTANT, async_exposed_states
 from .live_state import home_api
 from .local_match import async_handle_locally
 from .options import AgentOptions
+from .rounds import RoundWatch, machine_text, spoken_choices
 from .server_status import async_update_model_issue
 from .tool_repair import repaired_deltas
 from .turn_report import turn_summary
@@ -58,12 +60,29 @@ async def async_setup_entry(
             async_add_entities([MicroPiAgent(entry, subentry)], config_subentry_id=subentry.subentry_id)
 
 
-def format_tool(tool: llm.Tool, custom_serializer: Callable[[Any], Any] | None) -> dict[str, Any]:
-    """An HA LLM tool in Ollama's (OpenAI's) function format."""
-    function: dict[str, Any] = {
-        "name": tool.name,
-        "parameters": vol.to_openapi(tool.parameters, custom_serializer=custom_serializer, openapi_version="3.1.0"),
-    }
+def format_tool(
+    tool: llm.Tool, custom_serializer: Callable[[Any], Any] | None, device_classes: set[str] | None = None
+) -> dict[str, Any]:
+    """An HA LLM tool in Ollama's (OpenAI's) function format.
+
+    With `device_classes` (those of the exposed devices), a `device_class` parameter lists only
+    those, or goes when there are none: HA lists every class of every domain, which costs each
+    model call a few hundred tokens and tempts a small model to name classes the home lacks. A
+    `domain` that can only be the tool's own (media_player__HassMediaPause) goes as well.
+    """
+    parameters = vol.to_openapi(tool.parameters, custom_serializer=custom_serializer, openapi_version="3.1.0")
+    properties = parameters.get("properties") if isinstance(parameters, dict) else None
+    if isinstance(properties, dict) and len((properties.get("domain", {}).get("items") or {}).get("enum") or ()) == 1:
+        del properties["domain"]
+    if device_classes is not None and isinstance(properties, dict) and "device_class" in properties:
+        items = properties["device_class"].get("items") or {}
+        if isinstance(items.get("enum"), list):
+            kept = [value for value in items["enum"] if value in device_classes]
+            if kept:
+                properties["device_class"] = {**properties["device_class"], "items": {**items, "enum": kept}}
+            else:
+                del properties["device_class"]
+    function: dict[str, Any] = {"name": tool.name, "parameters": parameters}
     if tool.description:
         function["description"] = tool.description
     return {"type": "function", "function": function}
@@ -135,8 +154,22 @@ def build_messages(
         turns[-1].append(to_ollama_message(shown))
     if max_history > 0:
         turns = turns[-(max_history + 1) :]
+    # An earlier turn's tool calls and results no longer matter (the live state says how things
+    # are now): what the user said and the answer they heard are kept.
+    turns = [_said_and_heard(turn) for turn in turns[:-1]] + turns[-1:]
     head = [to_ollama_message(system)]
     return head + [message for turn in budget.fit_history(head, tools, turns) for message in turn]
+
+
+def _said_and_heard(turn: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A finished turn as the user's message and the last answer they heard."""
+    said = [message for message in turn if message["role"] == "user"]
+    heard = [
+        message
+        for message in turn
+        if message["role"] == "assistant" and message.get("content") and not message.get("tool_calls")
+    ]
+    return said + heard[-1:]
 
 
 class MicroPiAgent(conversation.ConversationEntity):
@@ -202,11 +235,22 @@ class MicroPiAgent(conversation.ConversationEntity):
             await self._async_provide_llm_data(user_input, chat_log)
             # One deadline for the whole turn, tool rounds included: the user hears something in time.
             async with asyncio.timeout(self.options.timeout):
-                await self._async_run_model(chat_log, stats)
+                watch = await self._async_run_model(chat_log, user_input.language, stats)
         except conversation.ConverseError as err:  # e.g. the instructions are a broken template
             return err.as_conversation_result(), "model", "converse_error"
         except TURN_ERRORS as err:
             return await self._async_failed(user_input, chat_log, err), "model", str(classify(err))
+        last = chat_log.content[-1]
+        if watch.stopped or not (
+            isinstance(last, conversation.AssistantContent)
+            and last.content
+            and not machine_text(last.content, user_input.language, watch.corrections)
+        ):
+            # Nothing fit to be spoken (or a loop was cut short): a short answer of our own.
+            text = await async_answer_instead(self.hass, user_input.language, watch)
+            chat_log.async_add_assistant_content_without_tools(
+                conversation.AssistantContent(agent_id=self.entity_id or DOMAIN, content=text)
+            )
         return conversation.async_get_result_from_chat_log(user_input, chat_log), "model", None
 
     async def _async_provide_llm_data(
@@ -214,10 +258,15 @@ class MicroPiAgent(conversation.ConversationEntity):
     ) -> None:
         """Instructions, the home and the tools into the chat log; LLMAPIUnavailableError if an API is gone."""
         api_ids = list(self.options.llm_hass_api)
+        said = [content.content for content in chat_log.content if isinstance(content, conversation.UserContent)]
+        if said and said[-1] == user_input.text:
+            said.pop()
         try:
             await chat_log.async_provide_llm_data(
                 user_input.as_llm_context(DOMAIN),
-                home_api(self.hass, api_ids, budget=self.budget, sentence=user_input.text) if api_ids else None,
+                home_api(self.hass, api_ids, budget=self.budget, sentence=user_input.text, earlier=tuple(said))
+                if api_ids
+                else None,
                 self.options.prompt,
                 user_input.extra_system_prompt,
             )
@@ -226,13 +275,27 @@ class MicroPiAgent(conversation.ConversationEntity):
         except HomeAssistantError as err:  # an HA LLM API chosen for the agent is gone
             raise LLMAPIUnavailableError(f"cannot use its Home Assistant API {api_ids}: {err}") from err
 
-    async def _async_run_model(self, chat_log: conversation.ChatLog, stats: list[TurnStats]) -> None:
-        """Ask the model until it answers without tool calls; ToolLoopError when the rounds run out."""
+    async def _async_run_model(
+        self, chat_log: conversation.ChatLog, language: str | None, stats: list[TurnStats]
+    ) -> RoundWatch:
+        """Ask the model until it answers without tool calls, or its refusals say to stop.
+
+        ToolLoopError when the rounds run out. Text not fit to be spoken is not streamed.
+        """
         client = self.entry.runtime_data.client
         options = self.options
+        watch = RoundWatch(seen=len(chat_log.content))
+
+        def speakable(text: str) -> bool:
+            return not machine_text(text, language, watch.corrections)
+
         tools = None
         if chat_log.llm_api:
-            tools = [format_tool(tool, chat_log.llm_api.custom_serializer) for tool in chat_log.llm_api.tools] or None
+            exposed = async_exposed_states(self.hass, chat_log.llm_api.llm_context.assistant or ASSISTANT)
+            classes = {str(state.attributes["device_class"]) for state in exposed if "device_class" in state.attributes}
+            tools = [
+                format_tool(tool, chat_log.llm_api.custom_serializer, classes) for tool in chat_log.llm_api.tools
+            ] or None
         for iteration in range(1, options.max_tool_iterations + 1):
             messages = build_messages(chat_log, tools, options.max_history, self.budget)
             started = time.monotonic()
@@ -246,15 +309,20 @@ class MicroPiAgent(conversation.ConversationEntity):
                 options={"num_ctx": options.num_ctx, "temperature": options.temperature},
             )
             final: list[ollama.ChatResponse] = []
+            before = len(chat_log.content)
             async for _content in chat_log.async_add_delta_content_stream(
-                self.entity_id, repaired_deltas(stream, final)
+                self.entity_id, repaired_deltas(stream, final, speakable)
             ):
                 pass
             if not final:
                 raise IncompleteStreamError("the stream ended without its final chunk")
             stats.append(self._record(options.model, iteration, final[0], (time.monotonic() - started) * 1000))
-            if not chat_log.unresponded_tool_results:
-                return
+            # Nothing added: the answer was empty or not fit to be spoken (it was not streamed).
+            if not chat_log.unresponded_tool_results or len(chat_log.content) == before:
+                return watch
+            if stop := watch.observe(chat_log.content):
+                _LOGGER.info("Agent %s stopped the turn after round %d: %s", self.subentry.title, iteration, stop)
+                return watch
         raise ToolLoopError(f"stopped after {options.max_tool_iterations} tool rounds without an answer")
 
     def _record(self, model: str, iteration: int, final: ollama.ChatResponse, wall_ms: float) -> TurnStats:
@@ -313,14 +381,36 @@ class MicroPiAgent(conversation.ConversationEntity):
         )
 
 
-async def async_spoken_error(
-    hass: HomeAssistant, language: str | None, failure: Failure, placeholders: dict[str, str] | None = None
+async def async_spoken(
+    hass: HomeAssistant, language: str | None, what: str, placeholders: dict[str, str] | None = None
 ) -> str:
-    """The short error for the user, from translations/<language>.json (English if missing)."""
+    """A short text for the user, `spoken_<what>` of translations/<language>.json (English if missing)."""
     language = (language or hass.config.language or "en").replace("_", "-")
-    key = f"component.{DOMAIN}.exceptions.spoken_{failure}.message"
+    key = f"component.{DOMAIN}.exceptions.spoken_{what}.message"
     for candidate in dict.fromkeys((language, language.split("-")[0], "en")):
         translations = await async_get_translations(hass, candidate, "exceptions", {DOMAIN})
         if text := translations.get(key):
             return text.format(**placeholders) if placeholders else text
     return "Sorry, something went wrong."
+
+
+async def async_spoken_error(
+    hass: HomeAssistant, language: str | None, failure: Failure, placeholders: dict[str, str] | None = None
+) -> str:
+    """The short error for the user, in their language."""
+    return await async_spoken(hass, language, failure, placeholders)
+
+
+async def async_answer_instead(hass: HomeAssistant, language: str | None, watch: RoundWatch) -> str:
+    """What the household hears when the model's answer is not fit to be spoken.
+
+    "Done" when something was done; which one they mean, when the guard found close matches; else
+    a request to say it another way.
+    """
+    if watch.succeeded:
+        return await async_spoken(hass, language, "done")
+    if watch.choices:
+        question = await async_spoken(hass, language, "which_one")
+        or_word = await async_spoken(hass, language, "or")
+        return question.replace("{choices}", spoken_choices(watch.choices, or_word))
+    return await async_spoken(hass, language, "not_understood")

@@ -4,25 +4,35 @@ Every call goes through `GuardedAPIInstance.async_call_tool`: a call naming an u
 unexposed, unknown or malformed target, or arguments that were not JSON is refused with a message
 the model can correct on, and never reaches HA. What can be repaired without guessing is repaired:
 a one-item list where a name belongs, an entity id where the name belongs, "None" in an optional
-field, a room given as the name or the floor.
+field, a room given as the name or the floor, an English word for a Hungarian home's room or device
+(and the other way round) where exactly one name of that kind fits (`vocabulary`). Where several
+fit, the refusal names them (`choices`), so the household can be asked which one. An action whose
+target the user never spoke of is refused too (`grounding`). Whatever a call does, it never
+raises: the turn goes on.
 """
 
 from __future__ import annotations
 
 import difflib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, override
 
+import probatio as vol
 from homeassistant.core import HomeAssistant, State
 from homeassistant.core import valid_entity_id as is_entity_id
+from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import floor_registry as fr
 from homeassistant.helpers import intent, llm
 
+from .grounding import Said, async_grounding_problem
 from .home_names import async_exposed_states
+from .rounds import CHOICES, REASON, UNKNOWN_TOOL
 from .tool_repair import INVALID_ARGUMENTS
+from .vocabulary import same_kind_names
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -34,8 +44,34 @@ OPTIONAL_TARGETS = ("area", "floor", "domain", "device_class")
 PLACEHOLDERS = frozenset({"", "none", "null", "nil", "n/a", "unknown", "undefined"})
 
 
-def refusal(text: str) -> llm.ToolResult:
-    return llm.ToolResult(data={"error": "refused", "error_text": text}, error=True)
+# Close matches a refusal names at most (the model reads them; the household may be asked).
+MAX_CLOSE = 3
+# Tools that only read (answers come from the live state); the others act and must be grounded.
+READ_ONLY_PREFIXES = ("HassGet", "Get")
+# Parameters that say a tool acts on devices in the home (HassClimateSetTemperature has no
+# domain, but a name, area and floor; a list's or a timer's `name` is not a device's).
+TARGET_PARAMETERS = ENTITY_MATCH_PARAMETERS | {"area", "floor"}
+
+
+class Correction(str):
+    """Why a call is refused, for the model; `choices` are the closest names, if any."""
+
+    choices: tuple[str, ...] = ()
+
+    @classmethod
+    def naming(cls, text: str, choices: Sequence[str]) -> Correction:
+        correction = cls(text)
+        correction.choices = tuple(choices)
+        return correction
+
+
+def refusal(text: str, *, choices: Sequence[str] = (), reason: str | None = None) -> llm.ToolResult:
+    data: dict[str, Any] = {"error": "refused", "error_text": text}
+    if choices:
+        data[CHOICES] = list(choices)
+    if reason:
+        data[REASON] = reason
+    return llm.ToolResult(data=data, error=True)
 
 
 # ----- checking targets ---------------------------------------------------------------------------
@@ -60,11 +96,18 @@ def _one_string(value: Any) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def _suggest(word: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
-    if not close:
-        close = sorted(choices)[:12]
-    return ", ".join(close) if close else "none"
+def _close(word: str, choices: list[str]) -> list[str]:
+    """The names most like `word`: of its kind in either language, else spelt alike."""
+    return (same_kind_names(word, choices) or difflib.get_close_matches(word, choices, n=MAX_CLOSE, cutoff=0.5))[
+        :MAX_CLOSE
+    ]
+
+
+def _not_found(text: str, word: str, choices: list[str]) -> Correction:
+    """A refusal naming the closest of `choices` (or, with none close, the first few of all)."""
+    close = _close(word, choices)
+    listed = ", ".join(close or sorted(choices)[:12]) or "none"
+    return Correction.naming(f"{text} {listed}.", close)
 
 
 @dataclass
@@ -94,7 +137,7 @@ class _Home:
             return None
         if self.hass.states.get(entity_id) is not None:
             return f"{entity_id} is not exposed to you, so you cannot see or control it. Tell the user."
-        return f"There is no entity {entity_id}. Exposed devices: {_suggest(entity_id, list(self.exposed))}."
+        return _not_found(f"There is no entity {entity_id}. Exposed devices:", entity_id, list(self.exposed))
 
 
 def check_arguments(
@@ -143,7 +186,10 @@ def check_arguments(
             args.setdefault("area", value)
             continue
         if problem := finder(hass, value):
-            return problem
+            # "living room" in a home whose room is Nappali: the one place of that kind is meant.
+            if len(problem.choices) != 1 or not same_kind_names(value, list(problem.choices)):
+                return problem
+            value = problem.choices[0]
         args[key] = value
 
     if "domain" in args:
@@ -152,26 +198,30 @@ def check_arguments(
         for domain in domains:
             if not isinstance(domain, str) or domain not in known:
                 return f"domain {domain!r} has no exposed device. Domains: {', '.join(known) or 'none'}."
+    if "device_class" in args:
+        classes = args["device_class"] if isinstance(args["device_class"], list) else [args["device_class"]]
+        if not all(isinstance(device_class, str) for device_class in classes):
+            return f"device_class must be a device class (or a list of them), not {args['device_class']!r}."
 
     if "name" in args:
         return _check_name(hass, tool, home, args)
     return args
 
 
-def _find_area(hass: HomeAssistant, name: str) -> str | None:
+def _find_area(hass: HomeAssistant, name: str) -> Correction | None:
     registry = ar.async_get(hass)
     if list(intent.find_areas(name, registry)):
         return None
     areas = [area.name for area in registry.async_list_areas()]
-    return f"There is no area {name!r}. Areas: {_suggest(name, areas)}."
+    return _not_found(f"There is no area {name!r}. Areas:", name, areas)
 
 
-def _find_floor(hass: HomeAssistant, name: str) -> str | None:
+def _find_floor(hass: HomeAssistant, name: str) -> Correction | None:
     registry = fr.async_get(hass)
     if list(intent.find_floors(name, registry)):
         return None
     floors = [floor.name for floor in registry.async_list_floors()]
-    return f"There is no floor {name!r}. Floors: {_suggest(name, floors)}."
+    return _not_found(f"There is no floor {name!r}. Floors:", name, floors)
 
 
 def _check_name(hass: HomeAssistant, tool: llm.Tool, home: _Home, args: dict[str, Any]) -> dict[str, Any] | str:
@@ -195,7 +245,26 @@ def _check_name(hass: HomeAssistant, tool: llm.Tool, home: _Home, args: dict[str
     if everywhere.is_match:
         return f"{args['name']!r} is not exposed to you, so you cannot see or control it. Tell the user."
     where = f" in {args.get('area') or args.get('floor')}" if args.get("area") or args.get("floor") else ""
-    return f"There is no device named {args['name']!r}{where}. Exposed names: {_suggest(args['name'], home.names())}."
+    names = sorted({state.name for state in _in_place(hass, home, args)} or set(home.names()))
+    problem = _not_found(f"There is no device named {args['name']!r}{where}. Exposed names:", args["name"], names)
+    if (
+        len(problem.choices) == 1
+        and problem.choices[0] != args["name"]
+        and same_kind_names(args["name"], list(problem.choices))
+    ):
+        # "kitchen light" in a home whose one kitchen lamp is Konyhai lámpa: that one is meant.
+        return _check_name(hass, tool, home, {**args, "name": problem.choices[0]})
+    return problem
+
+
+def _in_place(hass: HomeAssistant, home: _Home, args: dict[str, Any]) -> list[State]:
+    """The exposed devices in the call's area or floor (none without one)."""
+    if not (args.get("area") or args.get("floor")):
+        return []
+    constraints = intent.MatchTargetsConstraints(
+        area_name=args.get("area"), floor_name=args.get("floor"), allow_duplicate_names=True
+    )
+    return intent.async_match_targets(hass, constraints, states=list(home.exposed.values())).states
 
 
 def _narrowed_by_domain(
@@ -218,8 +287,29 @@ def _narrowed_by_domain(
 # ----- the API instance the model calls tools on -----------------------------------------------------
 
 
+def acts(tool: llm.Tool) -> bool:
+    """Whether a tool changes something in the home (its target must then be grounded)."""
+    return bool(_parameter_names(tool) & TARGET_PARAMETERS) and not tool.name.rpartition("__")[2].startswith(
+        READ_ONLY_PREFIXES
+    )
+
+
+def ungrounded(hass: HomeAssistant, assistant: str, args: dict[str, Any], said: Said) -> str | None:
+    """Why the checked call's target is not one the user spoke of, if it is not."""
+    matched: list[State] = []
+    if isinstance(args.get("name"), str):
+        constraints = intent.MatchTargetsConstraints(
+            name=args["name"], area_name=args.get("area"), floor_name=args.get("floor"), allow_duplicate_names=True
+        )
+        matched = intent.async_match_targets(hass, constraints, states=async_exposed_states(hass, assistant)).states
+    return async_grounding_problem(hass, args, matched, said)
+
+
+@dataclass
 class GuardedAPIInstance(llm.APIInstance):
-    """HA's tools, each call checked first."""
+    """HA's tools, each call checked first; an action only on what the user said (`said`)."""
+
+    said: Said | None = None
 
     @override
     async def async_call_tool(self, tool_input: llm.ToolInput) -> llm.ToolResult:
@@ -230,19 +320,31 @@ class GuardedAPIInstance(llm.APIInstance):
             tool = unprefixed[0] if len(unprefixed) == 1 else None
         if tool is None:
             names = ", ".join(tool.name for tool in self.tools)
-            return self._refuse(tool_input, f"There is no tool {tool_input.tool_name!r}. Tools: {names}.")
+            text = f"There is no tool {tool_input.tool_name!r}. Tools: {names}."
+            return self._refuse(tool_input, text, reason=UNKNOWN_TOOL)
         if INVALID_ARGUMENTS in tool_input.tool_args:
             reason = tool_input.tool_args[INVALID_ARGUMENTS]
             return self._refuse(
                 tool_input,
                 f"The arguments of {tool.name} could not be read ({reason}). Call it again with a JSON object.",
             )
-        checked = check_arguments(self.api.hass, tool, tool_input.tool_args, self.llm_context.assistant)
+        hass, assistant = self.api.hass, self.llm_context.assistant
+        checked = check_arguments(hass, tool, tool_input.tool_args, assistant)
         if isinstance(checked, str):
             return self._refuse(tool_input, checked)
-        return await super().async_call_tool(llm.ToolInput(tool_name=tool.name, tool_args=checked, id=tool_input.id))
+        if self.said is not None and acts(tool) and (problem := ungrounded(hass, assistant, checked, self.said)):
+            return self._refuse(tool_input, problem)
+        try:
+            return await super().async_call_tool(
+                llm.ToolInput(tool_name=tool.name, tool_args=checked, id=tool_input.id)
+            )
+        except (HomeAssistantError, vol.Invalid) as err:  # the intent's own refusal: the model may correct it
+            return self._refuse(tool_input, f"{type(err).__name__}: {err}")
+        except Exception as err:
+            _LOGGER.warning("Tool %s failed on %s", tool.name, checked, exc_info=True)
+            return self._refuse(tool_input, f"{tool.name} failed ({type(err).__name__}). Try other arguments.")
 
     @staticmethod
-    def _refuse(tool_input: llm.ToolInput, text: str) -> llm.ToolResult:
+    def _refuse(tool_input: llm.ToolInput, text: str, *, reason: str | None = None) -> llm.ToolResult:
         _LOGGER.info("Refused tool call %s(%s): %s", tool_input.tool_name, tool_input.tool_args, text)
-        return refusal(text)
+        return refusal(text, choices=text.choices if isinstance(text, Correction) else (), reason=reason)

@@ -27,6 +27,7 @@ from homeassistant.helpers import intent, llm
 
 from .budget import ContextBudget
 from .const import DOMAIN
+from .grounding import Said, satellite_place
 from .guard import GuardedAPIInstance
 from .home_names import ASSISTANT, async_exposed_states, async_home_names
 from .hungarian import fold
@@ -256,6 +257,8 @@ class HomeAPI(llm.API):
     # areas are listed first when the home does not fit).
     budget: ContextBudget | None = None
     sentence: str = ""
+    # The user's earlier messages in this conversation: what they said grounds the actions too.
+    earlier: tuple[str, ...] = ()
 
     @override
     async def async_get_api_instance(self, llm_context: llm.LLMContext) -> llm.APIInstance:
@@ -280,6 +283,7 @@ class HomeAPI(llm.API):
             llm_context=llm_context,
             tools=tools,
             custom_serializer=inner.custom_serializer,
+            said=Said.of([*self.earlier, self.sentence], satellite_place(self.hass, llm_context.device_id)),
         )
 
     def _focus(self, llm_context: llm.LLMContext) -> Callable[[str], bool]:
@@ -308,7 +312,12 @@ class HomeAPI(llm.API):
 
 
 def home_api(
-    hass: HomeAssistant, api_ids: list[str], *, budget: ContextBudget | None = None, sentence: str = ""
+    hass: HomeAssistant,
+    api_ids: list[str],
+    *,
+    budget: ContextBudget | None = None,
+    sentence: str = "",
+    earlier: tuple[str, ...] = (),
 ) -> HomeAPI:
     """The API for one turn: the chosen HA APIs, the home fitted to the budget, focused on the sentence."""
     return HomeAPI(
@@ -318,4 +327,5 @@ def home_api(
         api_ids=api_ids,
         budget=budget,
         sentence=sentence,
+        earlier=earlier,
     )

@@ -11,8 +11,9 @@ from __future__ import annotations
 import ast
 import json
 import logging
+import math
 import re
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from typing import Any
 
 import ollama
@@ -23,27 +24,51 @@ _LOGGER = logging.getLogger(__name__)
 
 # Marks a tool call whose arguments could not be read, so the guard can tell the model why.
 INVALID_ARGUMENTS = "__micropi_invalid_arguments__"
+# Nesting deeper than this in tool arguments is cut (no HA tool takes more than a list of names).
+MAX_DEPTH = 8
 
 
 def loads_lenient(text: str) -> Any:
     """JSON as small models write it: trailing commas, Python literals, missing closing brackets.
 
-    Raises ValueError when it still cannot be read.
+    Raises ValueError when it still cannot be read; what it returns is JSON-safe (`json_safe`).
     """
-    try:
-        return json.loads(text)
-    except ValueError:
-        pass
     fixed = re.sub(r",\s*([}\]])", r"\1", text.strip())
     fixed += _missing_closers(fixed)
-    try:
-        return json.loads(fixed)
-    except ValueError:
-        pass
-    try:  # {'name': 'x', 'on': True}: a Python literal, evaluated without running anything
-        return ast.literal_eval(fixed)
-    except (ValueError, SyntaxError) as err:
-        raise ValueError(f"not valid JSON: {text[:80]!r}") from err
+    if fixed.startswith("{{") and fixed.endswith("}}"):
+        fixed = fixed[1:-1]  # a template's doubled braces
+    for read in (json.loads, ast.literal_eval):  # {'on': True}: a Python literal, evaluated, never run
+        for candidate in dict.fromkeys((text, fixed)):
+            try:
+                return json_safe(read(candidate))
+            # A Python literal can be a set of dicts (TypeError), too deep (RecursionError), ...
+            except ValueError, SyntaxError, TypeError, MemoryError, RecursionError:
+                continue
+    raise ValueError(f"not valid JSON: {text[:80]!r}")
+
+
+# The integers JSON encoders (and HA's) take; a larger one is kept as a float.
+_INT64 = 2**63
+
+
+def json_safe(value: Any, depth: int = 0) -> Any:
+    """A value as JSON can carry it: tuples and sets as lists, keys as strings, NaN and infinity as
+    None, integers beyond 64 bits as floats, bytes as text, other objects as their text."""
+    if depth > MAX_DEPTH:
+        return None
+    if isinstance(value, bool) or value is None or isinstance(value, str):
+        return value
+    if isinstance(value, int):
+        return value if -_INT64 <= value < _INT64 else float(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, dict):
+        return {str(key): json_safe(item, depth + 1) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [json_safe(item, depth + 1) for item in value]
+    return str(value)
 
 
 def _missing_closers(text: str) -> str:
@@ -78,7 +103,7 @@ def repair_arguments(arguments: Any) -> dict[str, Any]:
     for key, value in arguments.items():
         if value is None or value == "":
             continue
-        repaired[str(key)] = _decoded(value)
+        repaired[str(key)] = json_safe(_decoded(value))
     return repaired
 
 
@@ -87,7 +112,7 @@ def _decoded(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in "[{" and value[-1:] in "]}":
         try:
             return json.loads(value)
-        except ValueError:
+        except ValueError, RecursionError:
             return value
     return value
 
@@ -97,6 +122,8 @@ def _decoded(value: Any) -> Any:
 _FENCE = re.compile(r"^```(?:json|tool_call)?\s*(.*?)\s*```$", re.DOTALL)
 _QWEN = re.compile(r"^<tool_call>\s*(.*?)\s*(?:</tool_call>)?$", re.DOTALL)
 _NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
+# Where the first sentence of an answer ends (or enough of it to judge).
+_FIRST_SENTENCE = re.compile(r"[.!?\n]\s|.{80}", re.DOTALL)
 
 
 def looks_like_tool_call(text: str) -> bool:
@@ -140,16 +167,20 @@ def parse_text_tool_calls(text: str) -> list[llm.ToolInput] | None:
 
 
 async def repaired_deltas(
-    stream: AsyncIterator[ollama.ChatResponse], final: list[ollama.ChatResponse]
+    stream: AsyncIterator[ollama.ChatResponse],
+    final: list[ollama.ChatResponse],
+    speakable: Callable[[str], bool] = lambda _text: True,
 ) -> AsyncGenerator[conversation.AssistantContentDeltaDict]:
     """Ollama's chunks as chat log deltas; the final chunk (with the figures) goes into `final`.
 
     Text that starts like a tool call written out (a model's tool call Ollama did not recognise)
-    is held back instead of being spoken, then turned into the tool calls it is, if it is.
+    is held back instead of being spoken, then turned into the tool calls it is, if it is. Other
+    text is held until its first sentence (`speakable` judges it), then streamed; text that is not
+    speakable is dropped (the agent answers in its place) and logged.
     """
     yield {"role": "assistant"}
     held = ""
-    holding: bool | None = None  # None until the first visible character decides
+    holding: bool | None = None  # None until the first sentence decides
     async for part in stream:
         message = part.message
         if message.tool_calls:
@@ -162,8 +193,8 @@ async def repaired_deltas(
         if message.content:
             if holding is None:
                 held += message.content
-                if held.strip():
-                    holding = looks_like_tool_call(held)
+                if held.strip() and (looks_like_tool_call(held) or _FIRST_SENTENCE.search(held)):
+                    holding = looks_like_tool_call(held) or not speakable(held)
                     if not holding:
                         yield {"content": held}
             elif holding:
@@ -172,9 +203,15 @@ async def repaired_deltas(
                 yield {"content": message.content}
         if part.done:
             final.append(part)
+    if holding is None and held.strip() and not looks_like_tool_call(held):
+        holding = not speakable(held)
+        if not holding:
+            yield {"content": held}
     if holding:
         if calls := parse_text_tool_calls(held):
             _LOGGER.debug("Read tool calls written as text: %s", calls)
             yield {"tool_calls": calls}
-        else:
+        elif speakable(held):
             yield {"content": held}
+        else:
+            _LOGGER.info("Not spoken (meant for a machine, or in another language): %r", held[:300])

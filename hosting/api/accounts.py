@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
+from hosting import events
 from hosting.accounts import Accounts, EmailTaken
 from hosting.api import schemas
 from hosting.api.endpoint import Call, Endpoint, Reply
@@ -18,6 +19,7 @@ from hosting.keys import LIMITERS_KEY, LOGIN_THROTTLE_KEY
 from hosting.metrics import RATE_LIMITED
 from hosting.ports import PortPoolExhausted
 from hosting.ratelimit import retry_after_header
+from hosting.web import session as browser_session
 
 
 def accounts(call: Call) -> Accounts:
@@ -67,6 +69,7 @@ async def signup(call: Call) -> web.Response:
         user, tokens = await service.sign_up(email, password_hash, call.ip)
     except EmailTaken:
         raise ApiError(409, "email_taken", "an account with this email already exists; log in instead") from None
+    call.app[events.EVENTS_KEY].publish(events.SIGNUP, user_view(user))
     try:
         instance = await service.give_instance(
             user, password, call.body.get("time_zone"), call.ip, demo=call.body.get("demo")
@@ -78,7 +81,8 @@ async def signup(call: Call) -> web.Response:
             "no free port for another Home Assistant; your account exists: log in again later to get it",
         ) from None
     view = instance_view(instance) if instance is not None else None
-    return web.json_response({"user": user_view(user), "tokens": tokens, "instance": view}, status=201)
+    body = {"user": user_view(user), "tokens": tokens, "instance": view}
+    return browser_session.tokens_response(call.request, body, tokens, status=201)
 
 
 async def login(call: Call) -> web.Response:
@@ -96,14 +100,28 @@ async def login(call: Call) -> web.Response:
     new_hash = await call.passwords.hash(password) if call.passwords.needs_rehash(user.password_hash) else None
     tokens = await service.log_in(user, call.ip, new_hash)
     await service.ensure_instance_at_login(user, password)
-    return web.json_response(tokens)
+    return browser_session.tokens_response(call.request, tokens, tokens)
 
 
 async def refresh(call: Call) -> web.Response:
-    tokens = await accounts(call).refresh(call.body["refresh_token"], call.ip)
+    from_cookie = "refresh_token" not in call.body
+    token = call.body.get("refresh_token") or browser_session.refresh_token_from_cookie(call.request)
+    if token is None:
+        raise ApiError(401, "invalid_refresh_token", "send `refresh_token` (or the session cookie); or log in again")
+    tokens = await accounts(call).refresh(token, call.ip)
     if tokens is None:
         raise ApiError(401, "invalid_refresh_token", "the refresh token is used, revoked or expired; log in again")
-    return web.json_response(tokens)
+    return browser_session.tokens_response(call.request, tokens, tokens, cookie=from_cookie)
+
+
+async def end_browser_session(call: Call) -> web.Response:
+    """The browser's log-out: the session cookie's token family is revoked and the cookie cleared."""
+    token = browser_session.refresh_token_from_cookie(call.request)
+    if token is not None:
+        await accounts(call).end_session(token, call.ip)
+    response = web.Response(status=204)
+    browser_session.clear_refresh_cookie(call.request, response)
+    return response
 
 
 async def logout(call: Call) -> web.Response:
@@ -133,7 +151,8 @@ async def _confirm_password(call: Call, password: str) -> None:
 async def change_password(call: Call) -> web.Response:
     await _confirm_password(call, call.body["current_password"])
     password_hash = await call.passwords.hash(call.body["new_password"])
-    return web.json_response(await accounts(call).change_password(call.me.id, password_hash, call.ip))
+    tokens = await accounts(call).change_password(call.me.id, password_hash, call.ip)
+    return browser_session.tokens_response(call.request, tokens, tokens)
 
 
 async def delete_me(call: Call) -> web.Response:
@@ -143,7 +162,9 @@ async def delete_me(call: Call) -> web.Response:
     with instance_errors():
         await service.delete_instance_of(call.me.id, call.ip)
     await service.delete(call.me.id, call.ip)
-    return web.Response(status=204)
+    response = web.Response(status=204)
+    browser_session.clear_refresh_cookie(call.request, response)
+    return response
 
 
 _TOKENS = {200: Reply("a new token pair", "Tokens")}
@@ -186,11 +207,25 @@ ENDPOINTS = [
         "POST",
         "/api/auth/refresh",
         refresh,
-        "Exchange a refresh token for a new pair (the old one is spent; reusing it revokes its family)",
+        "Exchange a refresh token for a new pair (the old one is spent; reusing it revokes its family). "
+        "A browser sends none: its session cookie is used (own Origin only) and renewed",
         "auth",
         auth="public",
         body=schemas.REFRESH,
-        responses={**_TOKENS, 401: Reply("the refresh token is used, revoked or expired", "Error")},
+        responses={
+            **_TOKENS,
+            401: Reply("the refresh token is used, revoked or expired", "Error"),
+            403: Reply("the session cookie came from another origin", "Error"),
+        },
+    ),
+    Endpoint(
+        "DELETE",
+        "/api/auth/refresh",
+        end_browser_session,
+        "The browser's log-out: revoke the session cookie's token family and clear the cookie",
+        "auth",
+        auth="public",
+        responses={204: Reply("logged out"), 403: Reply("the session cookie came from another origin", "Error")},
     ),
     Endpoint(
         "POST",

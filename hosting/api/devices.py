@@ -78,11 +78,21 @@ async def list_devices(call: Call) -> web.Response:
     return web.json_response({"devices": [service.view(d) for d in devices]})
 
 
+async def list_fleet(call: Call) -> web.Response:
+    service = _service(call)
+    async with call.sessions() as session:
+        devices = (
+            await session.scalars(select(Device).where(Device.revoked_at.is_(None)).order_by(Device.created_at))
+        ).all()
+    return web.json_response({"devices": [{**service.view(d), "user_id": d.user_id} for d in devices]})
+
+
 async def rename_device(call: Call) -> web.Response:
     service = _service(call)
     async with call.sessions() as session, session.begin():
         device = await service.owned_device(session, call.me.id, call.request.match_info["device_id"])
         device.name = _name(call) or device.name
+    service.publish(device, "renamed")
     return web.json_response(service.view(device))
 
 
@@ -144,6 +154,15 @@ ENDPOINTS = [
         list_devices,
         "The caller's devices: online, last seen, silent flag, relay endpoint, latest heartbeat",
         "devices",
+        responses={200: Reply("the devices")},
+    ),
+    Endpoint(
+        "GET",
+        "/api/operator/devices",
+        list_fleet,
+        "Every paired device (the fleet), with its owner's id: online, silent, version, temperature, load, relay RTT",
+        "operator",
+        auth="operator",
         responses={200: Reply("the devices")},
     ),
     Endpoint(

@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from hosting import audit
 from hosting.api import schemas
@@ -22,11 +22,16 @@ MAX_ARCHIVE_BYTES = 2 * 1024**3
 
 
 async def list_users(call: Call) -> web.Response:
+    live: ColumnElement[bool] = User.deleted_at.is_(None)
+    if query := call.query.get("q", "").strip().lower():
+        # Emails are stored lowercased; `%` and `_` in the search are taken literally.
+        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        live = live & User.email.like(pattern, escape="\\")
     async with call.sessions() as session:
-        total = await session.scalar(select(func.count()).select_from(User).where(User.deleted_at.is_(None)))
+        total = await session.scalar(select(func.count()).select_from(User).where(live))
         users = await session.scalars(
             select(User)
-            .where(User.deleted_at.is_(None))
+            .where(live)
             .order_by(User.created_at, User.id)
             .limit(call.query["limit"])
             .offset(call.query["offset"])
@@ -155,10 +160,10 @@ ENDPOINTS = [
         "GET",
         "/api/operator/users",
         list_users,
-        "Every account (paged)",
+        "Every account (paged; `q` searches the emails)",
         "operator",
         auth="operator",
-        query=schemas.PAGE,
+        query=schemas.USER_SEARCH,
         responses={200: Reply("the accounts", "UserList")},
     ),
     Endpoint(

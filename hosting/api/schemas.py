@@ -116,7 +116,9 @@ SIGNUP = vol.Schema(
     }
 )
 LOGIN = vol.Schema({vol.Required("email"): email_address, vol.Required("password"): PASSWORD})
-REFRESH = vol.Schema({vol.Required("refresh_token"): OPAQUE_TOKEN})
+REFRESH = vol.Schema(
+    {vol.Optional("refresh_token", description="none from a browser: its session cookie is used"): OPAQUE_TOKEN}
+)
 LOGOUT = vol.Schema(
     {vol.Required("refresh_token", description="the refresh token to revoke with its family"): OPAQUE_TOKEN}
 )
@@ -130,6 +132,9 @@ PAGE = vol.Schema(
         # Bounded: databases take a signed 64-bit OFFSET, and a larger number is no page anyway.
         vol.Optional("offset", default=0): vol.All(vol.Coerce(int), vol.Range(min=0, max=MAX_OFFSET)),
     }
+)
+USER_SEARCH = PAGE.extend(
+    {vol.Optional("q", description="only accounts whose email contains this text"): vol.All(str, vol.Length(max=320))}
 )
 
 # JSON Schemas of the responses (OpenAPI components).
@@ -159,12 +164,16 @@ RESPONSE_SCHEMAS: dict[str, dict[str, Any]] = {
     },
     "Tokens": {
         "type": "object",
-        "required": ["access_token", "token_type", "expires_in", "refresh_token", "refresh_expires_in"],
+        "required": ["access_token", "token_type", "expires_in", "refresh_expires_in"],
         "properties": {
             "access_token": {"type": "string", "description": "HS256 JWT; send as `Authorization: Bearer`"},
             "token_type": {"type": "string", "const": "Bearer"},
             "expires_in": {"type": "integer"},
-            "refresh_token": {"type": "string", "description": "single use; /api/auth/refresh returns a new one"},
+            "refresh_token": {
+                "type": "string",
+                "description": "single use; /api/auth/refresh returns a new one. Absent for a browser session "
+                "(`X-MicroPi-Session: cookie`): it is in the HttpOnly cookie",
+            },
             "refresh_expires_in": {"type": "integer"},
         },
     },

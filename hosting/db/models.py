@@ -232,3 +232,16 @@ class ConversationTurn(Base):
     prompt_tokens: Mapped[int] = mapped_column(Integer, default=0)
     eval_tokens: Mapped[int] = mapped_column(Integer, default=0)
     request_id: Mapped[str] = mapped_column(String(64), default="")
+
+
+class MetricPoint(Base):
+    """One bucket of a metrics-history series at one resolution (hosting.history): the sum and count of
+    the samples in it, so a bucket is their average (gauges) or their sum (counters)."""
+
+    __tablename__ = "metric_points"
+
+    series: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resolution: Mapped[int] = mapped_column(Integer, primary_key=True)  # seconds per bucket; 0: raw samples
+    bucket: Mapped[datetime] = mapped_column(primary_key=True)  # the bucket's start
+    total: Mapped[float]
+    count: Mapped[int] = mapped_column(Integer)

@@ -21,7 +21,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from hosting import audit, metrics
+from hosting import audit, events, metrics
 from hosting.db.models import Device, Instance
 from hosting.devices.pairing import PairingCodes
 from hosting.devices.voice_pipeline import add_satellite, configure_voice_pipeline, remove_voice_pipeline
@@ -78,6 +78,9 @@ class DeviceService:
         self._started = time.monotonic()
         # The owner's speech endpoints by instance id (set by the app from hosting.gateway; None: settings').
         self.speech_uris: Callable[[str], Mapping[str, str]] | None = None
+        self.events: events.EventBus | None = None  # told of devices coming and going (hosting.events)
+        self._owners: dict[str, str] = {}  # device id -> owner id, for the events of connected devices
+        self.relay.on_presence = self._presence
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -146,6 +149,7 @@ class DeviceService:
                 await session.execute(delete(Device).where(Device.id == device.id))
             self.codes.give_back(code, pending)
             raise
+        self.publish(device, "paired")
         return device, token
 
     async def _allocate_endpoint(self, device: Device) -> None:
@@ -225,6 +229,7 @@ class DeviceService:
             audit.record(session, "device_revoked", actor_user_id=user_id, target=device.id, ip=ip)
         if (task := self._provisioning.pop(device_id, None)) is not None:
             task.cancel()
+        self.publish(device, "revoked")
         # At once: the endpoint, every HA connection through it and every device WebSocket are closed.
         await self.relay.close_device(device_id)
         self.heartbeats.pop(device_id, None)
@@ -283,6 +288,22 @@ class DeviceService:
         placement = self._placements.get(device_id)
         return placement.ha_host if placement else self.settings.relay_ha_host
 
+    def publish(self, device: Device, action: str) -> None:
+        """Tell the owner's pages (and operators) what happened to the device, with its current view."""
+        if self.events is not None:
+            view = {**self.view(device), "user_id": device.user_id}
+            self.events.publish(events.DEVICE, {"action": action, "device": view}, device.user_id)
+
+    def _presence(self, device_id: str, connected: bool) -> None:
+        owner = self._owners.get(device_id)
+        if self.events is not None and owner is not None:
+            action = "online" if connected else "offline"
+            self.events.publish(events.DEVICE, {"action": action, "device": {"id": device_id}}, owner)
+
+    async def online_count(self) -> dict[str, float]:
+        """The metrics history's gauge (hosting.history)."""
+        return {"devices.online": float(self.relay.connected_count())}
+
     def is_silent(self, device: Device) -> bool:
         last = device.last_seen_at or device.created_at
         return (datetime.now(UTC) - last).total_seconds() > self.settings.device_silent_after
@@ -292,10 +313,11 @@ class DeviceService:
     async def heartbeat(self, device: Device, report: dict[str, Any]) -> None:
         beat = Heartbeat(received_at=time.time(), **report)
         self.heartbeats[device.id] = beat
+        device.last_seen_at = datetime.now(UTC)
         async with self.sessions() as session, session.begin():
             row = await session.get(Device, device.id)
             if row is not None:
-                row.last_seen_at = datetime.now(UTC)
+                row.last_seen_at = device.last_seen_at
         if device.id in self.flagged_silent:
             self.flagged_silent.discard(device.id)
             _LOGGER.info("device %s (%s) reports again", device.id, device.name)
@@ -308,6 +330,7 @@ class DeviceService:
             if value is not None:
                 gauge.labels(device.id).set(value)
         metrics.DEVICE_SECONDS_SINCE_SEEN.labels(device.id).set(0)
+        self.publish(device, "report")
 
     async def check_devices(self) -> list[str]:
         """Refreshes the device metrics and flags devices silent too long; returns the newly flagged ids."""
@@ -355,6 +378,7 @@ class DeviceService:
             raise ApiError(
                 400, "websocket_required", "this is the device relay's WebSocket; connect with a WebSocket client"
             )
+        self._owners[device.id] = device.user_id
         if self.relay.port_of(device.id) is None:
             # Its endpoint could not be reopened at start (e.g. the owner's HA network was missing): now.
             if device.relay_port is not None:
@@ -401,6 +425,7 @@ class DeviceService:
                     if row is not None:
                         row.ha_entry_id = entry_id
                 device.ha_entry_id = entry_id
+                self.publish(device, "in_home_assistant")
                 await configure_voice_pipeline(ha, entry_id, self.settings, await self._speech_uris(device.user_id))
             _LOGGER.info("device %s added to its owner's HA (config entry %s)", device.id, entry_id)
         except (aiohttp.ClientError, TimeoutError, HomeAssistantError) as err:

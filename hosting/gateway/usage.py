@@ -22,6 +22,7 @@ from sqlalchemy import Table, case, delete, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from hosting import events
 from hosting.db.models import (
     ConversationTurn,
     GatewayRequest,
@@ -78,6 +79,7 @@ class UsageStore:
         self.conversation_retention = timedelta(days=conversation_retention_days)
         self._pending: list[tuple[datetime, RequestRecord]] = []
         self._wake = asyncio.Event()
+        self.events: events.EventBus | None = None  # the operators' LLM latency/tokens history (hosting.history)
         self._task: asyncio.Task[None] | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------------
@@ -112,6 +114,9 @@ class UsageStore:
     def record(self, record: RequestRecord) -> None:
         """Queue one finished request (called by the gateway; never blocks)."""
         self._pending.append((datetime.now(UTC), record))
+        if self.events is not None and record.endpoint == "chat" and record.outcome == "ok":
+            figures = {"latency_ms": record.total_ms, "prompt_tokens": record.prompt_tokens}
+            self.events.publish(events.LLM, figures | {"eval_tokens": record.eval_tokens})
         if len(self._pending) >= 200:
             self._wake.set()
 

@@ -1,6 +1,6 @@
 """Pass/fail from states: what counts as a change, expected values, ignore rules."""
 
-from bench.compare import changes, mismatches, response_matches, same, without_ignored
+from bench.compare import changes, machine_text, mismatches, response_matches, same, without_ignored
 
 
 def snap(**entities):
@@ -91,3 +91,14 @@ def test_a_temperature_one_degree_off_is_not_the_one_asked_for():
     assert mismatches(expected, {}, before, before) == ["climate.living_room: temperature 21.0, expected 20"]
     after = snap(climate__living_room=("heat", {"temperature": 20.0}))
     assert mismatches(expected, {}, before, after) == []
+
+
+def test_machine_text_is_told_apart_from_answers_for_people():
+    assert machine_text('{"error":"refused","error_text":"There is no tool"}', "hu") == "json"
+    assert machine_text("There is no floor '1st Floor'. Floors: Emelet, Földszint.", "hu") == "correction"
+    assert machine_text("I have turned on the light in the living room.", "hu") == "language"
+    assert machine_text("Felkapcsoltam a nappali lámpát.", "hu") is None
+    assert machine_text("I am a MicroPython device.", "hu") == "language"
+    assert machine_text("Turned on the kitchen light.", "en") is None
+    assert machine_text("Rendben, lekapcsoltam a lámpát.", "en") == "language"
+    assert machine_text("", "hu") is None

@@ -14,11 +14,17 @@ from bench.ollama_wire import OllamaWireServer, Reply
 from .home import Home, async_ask, call, script, speech, tool_results
 
 
-async def _one_call(hass: HomeAssistant, wire: OllamaWireServer, tool: str, **arguments: Any) -> dict[str, Any]:
-    """The model makes one tool call, then answers; returns the tool result it got back."""
+async def _one_call(
+    hass: HomeAssistant,
+    wire: OllamaWireServer,
+    tool: str,
+    said: str = "Kapcsold fel a konyhai lámpát",
+    **arguments: Any,
+) -> dict[str, Any]:
+    """The user says `said`, the model makes one tool call, then answers; returns the tool result it got back."""
     wire.responder = script(Reply("", tool_calls=[call(tool, **arguments)]), Reply("Rendben."))
-    result = await async_ask(hass, "Csináld meg")
-    assert speech(result) == "Rendben."
+    result = await async_ask(hass, said)
+    assert speech(result) in ("Rendben.", "Ezt nem értettem pontosan. Elmondanád másképp?")
     [tool_result] = tool_results(wire.requests[-1])
     return tool_result
 
@@ -44,9 +50,37 @@ async def test_unexposed_target_in_other_forms_is_refused(
 async def test_unknown_name_is_refused_with_close_names(
     hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
 ) -> None:
-    result = await _one_call(hass, wire, "intent__HassTurnOn", name="Konyha lámpa")
-    assert result["error_text"].startswith("There is no device named 'Konyha lámpa'. Exposed names: Konyhai lámpa")
+    result = await _one_call(hass, wire, "intent__HassTurnOn", said="Kapcsold fel a kamra lámpát", name="Kamra lámpa")
+    assert result["error_text"].startswith("There is no device named 'Kamra lámpa'. Exposed names: ")
+    assert result["choices"] == ["Hálószoba lámpa", "Konyhai lámpa", "Nappali lámpa"]  # each a lamp
     assert hass.states.get(home.kitchen_light).state == "off"
+
+
+@pytest.mark.parametrize(
+    ("said", "arguments"),
+    [
+        ("Kapcsold fel a konyha lámpát", {"name": "Konyha lámpa"}),
+        ("Turn on the kitchen light", {"name": "kitchen light"}),
+        ("Turn on the light in the kitchen", {"domain": ["light"], "area": "kitchen"}),  # the area's own alias
+        ("Turn on the kitchen lamp", {"name": "lamp", "area": "cooking room"}),  # no such area at all
+    ],
+)
+async def test_words_of_either_language_resolve_to_the_homes_own_names(  # noqa: PLR0917
+    hass: HomeAssistant,
+    wire: OllamaWireServer,
+    home: Home,
+    agent_entry: MockConfigEntry,
+    said: str,
+    arguments: dict[str, Any],
+) -> None:
+    result = await _one_call(hass, wire, "intent__HassTurnOn", said=said, **arguments)
+    if "cooking room" in str(arguments):
+        assert result["error_text"].startswith("There is no area 'cooking room'")
+        assert hass.states.get(home.kitchen_light).state == "off"
+        return
+    assert "error" not in result, result
+    assert hass.states.get(home.kitchen_light).state == "on"
+    assert hass.states.get(home.living_light).state == "on"  # as it was
 
 
 async def test_name_in_the_wrong_area_is_refused(
@@ -112,7 +146,9 @@ async def test_tool_by_its_unprefixed_name_is_run(
 async def test_room_given_as_the_name_targets_the_room(
     hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
 ) -> None:
-    result = await _one_call(hass, wire, "intent__HassTurnOff", name="Nappali", domain=["light"])
+    result = await _one_call(
+        hass, wire, "intent__HassTurnOff", said="Kapcsold le a nappaliban", name="Nappali", domain=["light"]
+    )
     assert "error" not in result, result
     assert hass.states.get(home.living_light).state == "off"
 

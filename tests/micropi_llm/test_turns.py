@@ -57,7 +57,7 @@ async def test_history_is_trimmed_to_the_context_window(
 async def test_reply_is_streamed_in_chunks(
     hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
 ) -> None:
-    answer = "A nappali lámpa ég, a többi nem."
+    answer = "A nappali lámpa ég. A konyhai és a hálószobai lámpa nem ég, a termosztát 22 fokra van állítva."
     wire.responder = script(Reply(answer))
     deltas: list[dict[str, Any]] = []
     with (

@@ -1,7 +1,7 @@
 """gateway: tokens, limits, usage, conversation turns
 
-Revision ID: 0003_gateway
-Revises: 0002_device_relay
+Revision ID: 0004_gateway
+Revises: 0003_metric_history
 Create Date: 2026-12-01 21:29:06.687273
 """
 
@@ -10,8 +10,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0003_gateway"
-down_revision: str | None = "0002_device_relay"
+revision: str = "0004_gateway"
+down_revision: str | None = "0003_metric_history"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
