@@ -27,6 +27,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import floor_registry as fr
 from homeassistant.helpers import intent
 
+from .direction import asked_directions, tells_only
 from .vocabulary import ROOMS, device_kinds, is_kind_word, kinds_in, phrase_in, stem_matches, words
 
 ROOM_KINDS = frozenset(kind.key for kind in ROOMS)
@@ -64,6 +65,10 @@ class Said:
 
     words: tuple[str, ...]
     satellite_area: Place | None = None
+    # The directions asked for ("zárd be": close), this turn's or else the latest earlier turn's
+    # ("és a konyhában is"), and whether this turn only tells of the past ("elfelejtettem bezárni").
+    directions: frozenset[str] = frozenset()
+    told: bool = False
     kinds: frozenset[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -71,7 +76,10 @@ class Said:
 
     @classmethod
     def of(cls, texts: Iterable[str], satellite_area: Place | None = None) -> Said:
-        return cls(tuple(word for text in texts for word in _asked_words(text)), satellite_area)
+        texts = list(texts)
+        directions = next((found for text in reversed(texts) if (found := asked_directions(text))), frozenset())
+        told = bool(texts) and tells_only(texts[-1])
+        return cls(tuple(word for text in texts for word in _asked_words(text)), satellite_area, directions, told)
 
     def mentions(self, place: Place) -> bool:
         """Whether the user named this place, by name, alias or room kind."""

@@ -28,6 +28,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import floor_registry as fr
 from homeassistant.helpers import intent, llm
 
+from .direction import direction_problem
 from .grounding import Said, async_grounding_problem
 from .home_names import async_exposed_states
 from .rounds import CHOICES, REASON, UNKNOWN_TOOL
@@ -294,15 +295,22 @@ def acts(tool: llm.Tool) -> bool:
     )
 
 
-def ungrounded(hass: HomeAssistant, assistant: str, args: dict[str, Any], said: Said) -> str | None:
-    """Why the checked call's target is not one the user spoke of, if it is not."""
+def ungrounded(hass: HomeAssistant, assistant: str, tool: str, args: dict[str, Any], said: Said) -> str | None:
+    """Why the checked call's target is not one the user spoke of, or goes against what they asked."""
     matched: list[State] = []
     if isinstance(args.get("name"), str):
         constraints = intent.MatchTargetsConstraints(
             name=args["name"], area_name=args.get("area"), floor_name=args.get("floor"), allow_duplicate_names=True
         )
         matched = intent.async_match_targets(hass, constraints, states=async_exposed_states(hass, assistant)).states
-    return async_grounding_problem(hass, args, matched, said)
+    domains = [domain for domain in _as_strings(args.get("domain"))] or sorted({state.domain for state in matched})
+    return async_grounding_problem(hass, args, matched, said) or direction_problem(
+        tool, domains, said.directions, said.told
+    )
+
+
+def _as_strings(value: Any) -> list[str]:
+    return [item for item in (value if isinstance(value, list) else [value]) if isinstance(item, str)]
 
 
 @dataclass
@@ -332,7 +340,11 @@ class GuardedAPIInstance(llm.APIInstance):
         checked = check_arguments(hass, tool, tool_input.tool_args, assistant)
         if isinstance(checked, str):
             return self._refuse(tool_input, checked)
-        if self.said is not None and acts(tool) and (problem := ungrounded(hass, assistant, checked, self.said)):
+        if (
+            self.said is not None
+            and acts(tool)
+            and (problem := ungrounded(hass, assistant, tool.name, checked, self.said))
+        ):
             return self._refuse(tool_input, problem)
         try:
             return await super().async_call_tool(
