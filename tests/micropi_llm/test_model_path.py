@@ -2,17 +2,49 @@
 
 from typing import Any
 
+import pytest
 from homeassistant.components import conversation
+from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.components.lock import LockEntity
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import device_registry as dr
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from homeassistant.setup import async_setup_component
+from pytest_homeassistant_custom_component.common import MockConfigEntry, setup_test_component_platform
 
 from bench.ollama_wire import OllamaWireServer, Reply
 
 from .home import AGENT_ID, Home, async_ask, call, script, speech, tool_results
 
 NOT_UNDERSTOOD = "Ezt nem értettem pontosan. Elmondanád másképp?"
+
+
+class FrontDoor(LockEntity):
+    """A real lock entity: HA's lock services lock and unlock it."""
+
+    _attr_has_entity_name = False
+    _attr_should_poll = False
+    _attr_name = "Bejárati ajtó"
+    _attr_unique_id = "front_door"
+    _attr_is_locked = True
+
+    async def async_lock(self, **kwargs: Any) -> None:
+        self._attr_is_locked = True
+        self.async_write_ha_state()
+
+    async def async_unlock(self, **kwargs: Any) -> None:
+        self._attr_is_locked = False
+        self.async_write_ha_state()
+
+
+@pytest.fixture
+async def front_door(hass: HomeAssistant, home: Home) -> str:
+    """The home's front door lock, exposed, locked (set up before the agent)."""
+    setup_test_component_platform(hass, "lock", [FrontDoor()])
+    assert await async_setup_component(hass, "lock", {"lock": {"platform": "test"}})
+    await hass.async_block_till_done()
+    async_expose_entity(hass, conversation.DOMAIN, "lock.bejarati_ajto", True)
+    return "lock.bejarati_ajto"
 
 
 def refusals(body: dict[str, Any]) -> list[str]:
@@ -177,3 +209,33 @@ async def test_tools_list_only_the_homes_device_classes(
     # The home's only device class is a sensor's (temperature), which no turn-on tool takes.
     assert "device_class" not in tools["intent__HassTurnOn"]["properties"]
     assert "domain" in tools["intent__HassTurnOn"]["properties"]
+
+
+async def test_a_sentence_telling_of_a_forgotten_lock_unlocks_nothing(
+    hass: HomeAssistant, wire: OllamaWireServer, front_door: str, agent_entry: MockConfigEntry
+) -> None:
+    wire.responder = script(
+        Reply("", tool_calls=[call("intent__HassTurnOff", name="Bejárati ajtó")]), Reply("Szeretnéd, hogy bezárjam?")
+    )
+    result = await async_ask(hass, "tegnap elfelejtettem bezárni az ajtót")
+    assert speech(result) == "Szeretnéd, hogy bezárjam?"
+    assert refusals(wire.requests[1]) == [
+        "The user told you something; they did not ask for an action. Answer them; do not act."
+    ]
+    assert hass.states.get(front_door).state == "locked"
+
+    wire.responder = script(
+        Reply("", tool_calls=[call("intent__HassTurnOff", name="Bejárati ajtó")]),
+        Reply("", tool_calls=[call("intent__HassTurnOn", name="Bejárati ajtó")]),
+        Reply("Bezártam."),
+    )
+    await async_ask(hass, "zárd be a bejárati ajtót")  # the opposite is refused, the model tries again
+    assert refusals(wire.requests[-2]) == [
+        "The user asked to close or lock, not to open or unlock. Call the tool that does that."
+    ]
+    assert hass.states.get(front_door).state == "locked"
+
+    wire.responder = script(Reply("", tool_calls=[call("intent__HassTurnOff", name="Bejárati ajtó")]), Reply("Kész."))
+    await async_ask(hass, "nyisd ki a bejárati ajtót")
+    assert refusals(wire.requests[-1]) == []
+    assert hass.states.get(front_door).state == "unlocked"
