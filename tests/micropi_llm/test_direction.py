@@ -1,6 +1,8 @@
 """Which way a sentence asks a device to go: "tegnap elfelejtettem bezárni az ajtót" unlocks nothing."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from custom_components.micropi_llm.direction import (
     CLOSE,
@@ -124,3 +126,9 @@ def test_an_earlier_turn_carries_its_direction() -> None:
     assert Said.of(["kapcsold le a lámpát", "kapcsold fel a konyhában"]).directions == {ON}
     told = Said.of(["tegnap elfelejtettem bezárni az ajtót"])
     assert told.told and told.directions == {CLOSE}
+
+
+@given(st.text())
+def test_any_text_reads_without_error(text: str) -> None:
+    assert asked_directions(text) <= {ON, OFF, OPEN, CLOSE}
+    assert isinstance(tells_only(text), bool)
