@@ -33,6 +33,7 @@ _HU_VERBS: dict[str, dict[str | None, str]] = {
     "csuk": {"be": CLOSE, "le": CLOSE, "ossze": CLOSE, None: CLOSE},
     "nyit": {"ki": OPEN, "fel": OPEN, None: OPEN},
     "nyis": {"ki": OPEN, "fel": OPEN, None: OPEN},
+    "old": {"fel": OPEN, "ki": OPEN},
     "enged": {"le": CLOSE, "fel": OPEN},
     "huz": {"le": CLOSE, "fel": OPEN},
     "ereszt": {"le": CLOSE, "fel": OPEN},

@@ -29,6 +29,7 @@ from custom_components.micropi_llm.grounding import Said
         ("húzd le a redőnyt", CLOSE),
         ("nyisd ki a bejárati ajtót", OPEN),
         ("nyitsd ki az ajtot", OPEN),
+        ("oldd fel a bejárati ajtó zárját", OPEN),
         ("kinyitni az ajtót", OPEN),
         ("húzd fel a redőnyt", OPEN),
         ("kapcsold fel a lámpát", ON),
