@@ -42,57 +42,14 @@ _HU_VERBS: dict[str, dict[str | None, str]] = {
 _HU_PREFIXES = ("fel", "be", "ki", "le", "el", "meg", "ossze")
 # Endings a verb stem takes (imperative, infinitive, conditional, present, past). The bare stem,
 # "zárat" or "zárja" can be the noun "lock", so they are no verb here.
+# (An alternation: the match is anchored at the word's end, so their order does not matter.)
 _HU_ENDINGS = (
-    "sd",
-    "s",
-    "sa",
-    "sad",
-    "son",
-    "d",
-    "j",
-    "jad",
-    "jon",
-    "jatok",
-    "junk",
-    "juk",
-    "ni",
-    "ani",
-    "eni",
-    "nad",
-    "nal",
-    "na",
-    "nank",
-    "anad",
-    "anal",
-    "ana",
-    "ened",
-    "enel",
-    "od",
-    "om",
-    "ed",
-    "em",
-    "ta",
-    "tam",
-    "tad",
-    "tak",
-    "tuk",
-    "te",
-    "tem",
-    "ted",
-    "tek",
-    "ott",
-    "ottam",
-    "ottad",
-    "otta",
-    "ottuk",
-    "ett",
-    "ettem",
-    "ette",
-    "va",
+    "sd|s|sa|sad|son|d|j|jad|jon|jatok|junk|juk|ni|ani|eni|nad|nal|na|nank|anad|anal|ana|ened|enel"
+    "|od|om|ed|em|ta|tam|tad|tak|tuk|te|tem|ted|tek|ott|ottam|ottad|otta|ottuk|ett|ettem|ette|va"
 )
 _HU_VERB = re.compile(
     rf"^(?P<prefix>{'|'.join(_HU_PREFIXES)})?(?P<stem>{'|'.join(sorted(_HU_VERBS, key=len, reverse=True))})"
-    rf"(?P<ending>{'|'.join(sorted(_HU_ENDINGS, key=len, reverse=True))})$"
+    rf"(?P<ending>{_HU_ENDINGS})$"
 )
 # Endings that neither ask nor tell: the infinitive ("bezárni", after "elfelejtettem" or "tudnád")
 # and the state ("zárva").

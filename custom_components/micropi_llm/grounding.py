@@ -227,7 +227,8 @@ def thing_of(hass: HomeAssistant, state: State) -> Thing:
     )
 
 
-def _as_list(value: Any) -> list[str]:
+def as_strings(value: Any) -> list[str]:
+    """The strings of a value that may be one string or a list of them."""
     values = value if isinstance(value, list) else [value]
     return [item for item in values if isinstance(item, str)]
 
@@ -246,7 +247,7 @@ def async_grounding_problem(hass: HomeAssistant, args: dict[str, Any], things: l
         things=[thing_of(hass, state) for state in things],
         area=area,
         floor=floor,
-        domains=_as_list(args.get("domain")),
-        device_classes=_as_list(args.get("device_class")),
+        domains=as_strings(args.get("domain")),
+        device_classes=as_strings(args.get("device_class")),
     )
     return grounding_problem(call, said, home_places(hass))

@@ -29,7 +29,7 @@ from homeassistant.helpers import floor_registry as fr
 from homeassistant.helpers import intent, llm
 
 from .direction import direction_problem
-from .grounding import Said, async_grounding_problem
+from .grounding import Said, as_strings, async_grounding_problem
 from .home_names import async_exposed_states
 from .rounds import CHOICES, REASON, UNKNOWN_TOOL
 from .tool_repair import INVALID_ARGUMENTS
@@ -303,14 +303,10 @@ def ungrounded(hass: HomeAssistant, assistant: str, tool: str, args: dict[str, A
             name=args["name"], area_name=args.get("area"), floor_name=args.get("floor"), allow_duplicate_names=True
         )
         matched = intent.async_match_targets(hass, constraints, states=async_exposed_states(hass, assistant)).states
-    domains = [domain for domain in _as_strings(args.get("domain"))] or sorted({state.domain for state in matched})
+    domains = as_strings(args.get("domain")) or sorted({state.domain for state in matched})
     return async_grounding_problem(hass, args, matched, said) or direction_problem(
         tool, domains, said.directions, said.told
     )
-
-
-def _as_strings(value: Any) -> list[str]:
-    return [item for item in (value if isinstance(value, list) else [value]) if isinstance(item, str)]
 
 
 @dataclass
