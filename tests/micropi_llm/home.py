@@ -1,7 +1,8 @@
 """A small real home for the agent's tests, and helpers to talk to the agent.
 
 The devices are real HA entities of the `light` and `climate` domains (a test platform of HA's own
-entity classes) and an `input_boolean`; services change their states as a device would.
+entity classes) and an `input_boolean` (a lock class for tests that add one); services change their
+states as a device would.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from homeassistant.components import conversation
 from homeassistant.components.climate import ClimateEntity, ClimateEntityFeature, HVACMode
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.components.light import ATTR_BRIGHTNESS, ColorMode, LightEntity
+from homeassistant.components.lock import LockEntity
 from homeassistant.components.sensor import SensorDeviceClass, SensorEntity
 from homeassistant.const import ATTR_TEMPERATURE, CONF_MODEL, CONF_URL, UnitOfTemperature
 from homeassistant.core import Context, HomeAssistant
@@ -82,6 +84,25 @@ class HomeThermostat(ClimateEntity):
 
     async def async_set_hvac_mode(self, hvac_mode: HVACMode) -> None:
         self._attr_hvac_mode = hvac_mode
+        self.async_write_ha_state()
+
+
+class HomeLock(LockEntity):
+    """A lock: HA's lock services lock and unlock it."""
+
+    _attr_should_poll = False
+
+    def __init__(self, name: str, unique_id: str) -> None:
+        self._attr_name = name
+        self._attr_unique_id = unique_id
+        self._attr_is_locked = True
+
+    async def async_lock(self, **kwargs: Any) -> None:
+        self._attr_is_locked = True
+        self.async_write_ha_state()
+
+    async def async_unlock(self, **kwargs: Any) -> None:
+        self._attr_is_locked = False
         self.async_write_ha_state()
 
 

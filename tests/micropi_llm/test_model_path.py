@@ -5,7 +5,6 @@ from typing import Any
 import pytest
 from homeassistant.components import conversation
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.components.lock import LockEntity
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import device_registry as dr
@@ -14,33 +13,15 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, setup_
 
 from bench.ollama_wire import OllamaWireServer, Reply
 
-from .home import AGENT_ID, Home, async_ask, call, script, speech, tool_results
+from .home import AGENT_ID, Home, HomeLock, async_ask, call, script, speech, tool_results
 
 NOT_UNDERSTOOD = "Ezt nem értettem pontosan. Elmondanád másképp?"
-
-
-class FrontDoor(LockEntity):
-    """A real lock entity: HA's lock services lock and unlock it."""
-
-    _attr_has_entity_name = False
-    _attr_should_poll = False
-    _attr_name = "Bejárati ajtó"
-    _attr_unique_id = "front_door"
-    _attr_is_locked = True
-
-    async def async_lock(self, **kwargs: Any) -> None:
-        self._attr_is_locked = True
-        self.async_write_ha_state()
-
-    async def async_unlock(self, **kwargs: Any) -> None:
-        self._attr_is_locked = False
-        self.async_write_ha_state()
 
 
 @pytest.fixture
 async def front_door(hass: HomeAssistant, home: Home) -> str:
     """The home's front door lock, exposed, locked (set up before the agent)."""
-    setup_test_component_platform(hass, "lock", [FrontDoor()])
+    setup_test_component_platform(hass, "lock", [HomeLock("Bejárati ajtó", "front_door")])
     assert await async_setup_component(hass, "lock", {"lock": {"platform": "test"}})
     await hass.async_block_till_done()
     async_expose_entity(hass, conversation.DOMAIN, "lock.bejarati_ajto", True)

@@ -6,7 +6,6 @@ import pytest
 from homeassistant.components import conversation
 from homeassistant.components.binary_sensor import BinarySensorDeviceClass, BinarySensorEntity
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
-from homeassistant.components.lock import LockEntity
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import entity_registry as er
@@ -17,27 +16,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, setup_
 from bench.ollama_wire import OllamaWireServer, Reply
 from custom_components.micropi_llm.const import CONF_PREFER_LOCAL
 
-from .home import async_ask, async_setup_agent, call, script, speech, tool_results
+from .home import HomeLock, async_ask, async_setup_agent, call, script, speech, tool_results
 
 LOCK = "lock.smart_lock"
 LOCK_SENSOR = "binary_sensor.smart_lock"
-
-
-class SmartLock(LockEntity):
-    _attr_should_poll = False
-
-    def __init__(self) -> None:
-        self._attr_name = "Smart Lock"
-        self._attr_unique_id = "smart_lock"
-        self._attr_is_locked = True
-
-    async def async_lock(self, **kwargs: Any) -> None:
-        self._attr_is_locked = True
-        self.async_write_ha_state()
-
-    async def async_unlock(self, **kwargs: Any) -> None:
-        self._attr_is_locked = False
-        self.async_write_ha_state()
 
 
 class LockSensor(BinarySensorEntity):
@@ -55,7 +37,7 @@ class LockSensor(BinarySensorEntity):
 @pytest.fixture
 async def lock_home(hass: HomeAssistant) -> None:
     assert await async_setup_component(hass, "intent", {})
-    setup_test_component_platform(hass, "lock", [SmartLock()])
+    setup_test_component_platform(hass, "lock", [HomeLock("Smart Lock", "smart_lock")])
     setup_test_component_platform(hass, "binary_sensor", [LockSensor()])
     assert await async_setup_component(hass, "lock", {"lock": {"platform": "test"}})
     assert await async_setup_component(hass, "binary_sensor", {"binary_sensor": {"platform": "test"}})
