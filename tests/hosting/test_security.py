@@ -96,16 +96,34 @@ CASES = [
     Case("DELETE", "/api/operator/instances/{instance_id}", "operator"),
     Case("GET", "/api/operator/instances/{instance_id}/backup", "operator"),
     Case("POST", "/api/operator/instances/{instance_id}/restore", "operator", backup_archive()),
+    Case("DELETE", "/api/auth/refresh", "public"),
+    Case("GET", "/api/me/usage", "self"),
+    Case("GET", "/api/me/conversations", "self"),
+    Case("DELETE", "/api/me/conversations", "self"),
+    Case("GET", "/api/operator/devices", "operator"),
+    Case("GET", "/api/operator/history", "operator"),
+    Case("GET", "/api/operator/usage", "operator"),
+    Case("GET", "/api/operator/gateway/backends", "operator"),
+    Case("PUT", "/api/operator/users/{user_id}/gateway-limits", "operator", lambda a: {"concurrency": 3}),
+    Case("POST", "/api/operator/instances/{instance_id}/gateway-token", "operator"),
     Case("GET", "/health", "public"),
     Case("GET", "/metrics", "public"),
     Case("GET", "/api/openapi.json", "public"),
 ]
 
 
+# Covered by their own tests, each with anonymous / other household / owner / operator:
+ELSEWHERE = {
+    ("GET", "/api/events"),  # a stream that never ends: tests/hosting/test_live_history.py
+    ("DELETE", "/api/me/conversations/{turn_id}"),  # needs a reported turn: tests/hosting/test_gateway_usage.py
+}
+
+
 def test_the_matrix_covers_every_endpoint() -> None:
     # Device endpoints authenticate devices by their own tokens; tests/hosting/test_devices*.py covers them.
     documented = {(e.method, e.path) for e in ENDPOINTS if e.tag != "devices"}
-    assert {(c.method, c.path) for c in CASES} == documented
+    assert {(c.method, c.path) for c in CASES} == documented - ELSEWHERE
+    assert documented >= ELSEWHERE, "an endpoint said to be tested elsewhere is gone"
 
 
 async def call(client: Client, case: Case, world: World, actor: Actor | None) -> tuple[int, Any]:
@@ -116,7 +134,8 @@ async def call(client: Client, case: Case, world: World, actor: Actor | None) ->
         headers["Content-Type"] = "application/gzip"
     elif case.body is not None:
         kwargs["json"] = case.body(actor or world.other)
-    response = await client.request(case.method, case.path.format(instance_id=world.instance_id), **kwargs)
+    path = case.path.format(instance_id=world.instance_id, user_id=world.owner.user_id)
+    response = await client.request(case.method, path, **kwargs)
     raw = await response.read()
     body = json.loads(raw) if response.content_type == "application/json" else raw.decode(errors="replace")
     return response.status, body

@@ -178,7 +178,8 @@ def test_household_journey(with_homes: Service, language: str, tmp_path: Path, a
         # The usage page answers even before the gateway exists.
         find(driver, "nav a[href='/usage']").click()
         wait_for(lambda: driver.execute_script("return location.pathname") == "/usage", 10, "usage")
-        wait_for(lambda: find(driver, "#usage-missing").is_displayed() or text_of(driver, "#usage"), 10, "usage shown")
+        wait_for(lambda: text_of(driver, "#usage"), 10, "usage shown")
+        assert not find(driver, "#usage-missing").is_displayed()
         accessible(driver, "usage")
         screenshot(driver, artifacts, f"{language}-usage")
 
