@@ -410,7 +410,6 @@ async def async_answer_instead(hass: HomeAssistant, language: str | None, watch:
     if watch.succeeded:
         return await async_spoken(hass, language, "done")
     if watch.choices:
-        question = await async_spoken(hass, language, "which_one")
         or_word = await async_spoken(hass, language, "or")
-        return question.replace("{choices}", spoken_choices(watch.choices, or_word))
+        return await async_spoken(hass, language, "which_one", {"choices": spoken_choices(watch.choices, or_word)})
     return await async_spoken(hass, language, "not_understood")
