@@ -134,7 +134,12 @@ PAGE = vol.Schema(
     }
 )
 USER_SEARCH = PAGE.extend(
-    {vol.Optional("q", description="only accounts whose email contains this text"): vol.All(str, vol.Length(max=320))}
+    # Compared with stored text: PostgreSQL refuses a NUL in it, so it is refused here like in stored text.
+    {
+        vol.Optional("q", description="only accounts whose email contains this text"): vol.All(
+            str, no_nul, vol.Length(max=320)
+        )
+    }
 )
 
 # JSON Schemas of the responses (OpenAPI components).

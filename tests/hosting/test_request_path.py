@@ -103,6 +103,18 @@ async def test_offsets_beyond_64_bits_are_422s(client: Client, caplog: pytest.Lo
     no_traceback(caplog)
 
 
+async def test_a_nul_in_the_user_search_is_a_422(client: Client, caplog: pytest.LogCaptureFixture) -> None:
+    """PostgreSQL refuses a NUL in text it compares (the fuzzer found the 500); SQLite must answer the same."""
+    operator = await make_operator(client, "op@example.com")
+    response = await client.get("/api/operator/users?q=op%00x", headers=bearer(operator["access_token"]))
+    assert response.status == 422
+    assert "NUL" in (await response.json())["error"]["message"]
+    found = await client.get("/api/operator/users?q=op%40", headers=bearer(operator["access_token"]))
+    assert found.status == 200
+    assert [user["email"] for user in (await found.json())["users"]] == ["op@example.com"]
+    no_traceback(caplog)
+
+
 async def test_the_role_is_read_on_every_request(client: Client) -> None:
     operator = await make_operator(client, "boss@example.com")
     headers = bearer(operator["access_token"])
