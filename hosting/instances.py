@@ -36,7 +36,14 @@ from hosting.gateway.setup import GatewayHost
 from hosting.gateway.tokens import instance_token
 from hosting.ha_client import HomeAssistantClient, HomeAssistantError
 from hosting.ports import PortPoolExhausted, free_port_count, insert_with_port, port_pool
-from hosting.provision import STEPS, Provisioner, ProvisionError, ProvisionTarget, reconfigure_model_server
+from hosting.provision import (
+    STEPS,
+    Provisioner,
+    ProvisionError,
+    ProvisionTarget,
+    country_of,
+    reconfigure_model_server,
+)
 from hosting.reconcile import ReconcileReport, reconcile, restart_delay
 from hosting.runtime.base import (
     InstanceSpec,
@@ -359,6 +366,7 @@ class InstanceManager:
                         ollama_model=self.config.ollama_model,
                         ollama_api_key=model_key,
                         demo=bool(state.get("demo")),  # False for homes made before there was a demo
+                        fallback_country=country_of(self.config.time_zone),
                     ),
                     done=state.get("steps", {}),
                     password=self._decrypt(instance.owner_password_encrypted),

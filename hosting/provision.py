@@ -56,6 +56,27 @@ CONNECT_LATER = "connect_later"  # the micropi_llm flow's field, offered after a
 SERVICE_CLIENT_NAME = "MicroPi hosting"  # what HA lists the service's long-lived token as
 
 
+# What a household reads when provisioning failed (the instance's `status_reason`). The web app shows each
+# in the page's language (`reason.<sentence>` in hosting/web/i18n); a test holds every one translated.
+HOUSEHOLD_SLOW = (
+    "Setting up your Home Assistant is taking longer than it should; we try again by ourselves, nothing to do "
+    "on your side."
+)
+HOUSEHOLD_FAILED = (
+    "Your Home Assistant could not be set up; this is on our side. Ask the operator, who has the details, or "
+    "try again later (POST /api/me/instance/restart)."
+)
+HOUSEHOLD_NOT_CONNECTED = (
+    "Your Home Assistant is there, but its voice assistant could not be connected to our language model "
+    "service. This is on our side: the operator has the details."
+)
+HOUSEHOLD_CANNOT_RESUME = (
+    "Setting up your Home Assistant stopped half-way and cannot be resumed. Ask the operator to create it "
+    "again; your account is fine."
+)
+HOUSEHOLD_MESSAGES = (HOUSEHOLD_SLOW, HOUSEHOLD_FAILED, HOUSEHOLD_NOT_CONNECTED, HOUSEHOLD_CANNOT_RESUME)
+
+
 class ProvisionError(Exception):
     """A provisioning step failed; the message names the step and why (the operator's detail).
 
@@ -66,13 +87,7 @@ class ProvisionError(Exception):
     def __init__(self, message: str, *, retryable: bool = False, household: str = "") -> None:
         super().__init__(message)
         self.retryable = retryable
-        self.household = household or (
-            "Setting up your Home Assistant is taking longer than it should; we try again by ourselves, "
-            "nothing to do on your side."
-            if retryable
-            else "Your Home Assistant could not be set up; this is on our side. Ask the operator, who has the "
-            "details, or try again later (POST /api/me/instance/restart)."
-        )
+        self.household = household or (HOUSEHOLD_SLOW if retryable else HOUSEHOLD_FAILED)
 
 
 @dataclass(frozen=True)
@@ -84,6 +99,9 @@ class ProvisionTarget:
     ollama_model: str
     ollama_api_key: str = ""
     demo: bool = False  # add the demo home
+    # For a zone of no country (UTC, Etc/GMT+1: what privacy-minded browsers report): the country of the
+    # service's own zone, so HA does not open with a "country not configured" repair.
+    fallback_country: str | None = None
 
 
 # Persists progress: (step name, data to keep for it, service token when the `token` step made one).
@@ -192,8 +210,8 @@ class Provisioner:
     async def _step_core_config(self) -> dict[str, Any]:
         update = {"type": "config/core/update", "time_zone": self.target.time_zone, "language": LANGUAGE,
                   "unit_system": "metric"}  # fmt: skip
-        if country := country_of(self.target.time_zone):  # else HA asks the household for it (a repair)
-            update["country"] = country
+        if country := country_of(self.target.time_zone) or self.target.fallback_country:
+            update["country"] = country  # without one HA asks the household for it (a repair)
         await self._ws(await self._owner_token(), update)
         await self._onboarding_post("core_config", {})
         return {"time_zone": self.target.time_zone}
@@ -254,8 +272,7 @@ class Provisioner:
                 raise
             raise ProvisionError(
                 f"step ollama_entry: {err}",
-                household="Your Home Assistant is there, but its voice assistant could not be connected to our "
-                "language model service. This is on our side: the operator has the details.",
+                household=HOUSEHOLD_NOT_CONNECTED,
             ) from err
         return {"entry_id": entry["entry_id"], "connected": not later}
 
@@ -314,8 +331,7 @@ class Provisioner:
             raise ProvisionError(
                 "the owner's password is no longer stored, so the owner cannot log in to finish onboarding; "
                 "delete and re-create the instance",
-                household="Setting up your Home Assistant stopped half-way and cannot be resumed. Ask the "
-                "operator to create it again; your account is fine.",
+                household=HOUSEHOLD_CANNOT_RESUME,
             )
         return self._password
 

@@ -143,7 +143,8 @@ async def until_page(driver: WebDriver, check: Callable[[str], bool], within: fl
 class Journey:
     """One newcomer: the service, their sign-up, their HA and their browser."""
 
-    def __init__(self, tmp_path: Path, shots: Path, ollama_url: str) -> None:
+    def __init__(self, tmp_path: Path, shots: Path, ollama_url: str, time_zone: str | None = None) -> None:
+        self.time_zone = time_zone  # what the browser reported at sign-up (None: the service's default)
         self.settings = process_settings(tmp_path, ollama_url, MODEL, port_range=port_pool(5))
         self.shots = shots
         self.email = f"uj-{uuid.uuid4().hex[:6]}@example.hu"
@@ -156,7 +157,8 @@ class Journey:
     async def sign_up_and_wait(self) -> None:
         self.client = await start_client(self.settings)
         self.started = time.monotonic()
-        signed = await sign_up(self.client, self.email, demo=True)
+        extra = {"time_zone": self.time_zone} if self.time_zone else {}
+        signed = await sign_up(self.client, self.email, demo=True, **extra)
         assert signed["instance"]["status"] == "provisioning"
         self.instance_id = signed["instance"]["id"]
         self.headers = bearer(signed["tokens"]["access_token"])
@@ -406,9 +408,13 @@ async def test_journey_with_the_model_server_going_down_and_back(tmp_path: Path,
     ollama = OllamaWireServer(models=[MODEL], responder=model_answers)
     await ollama.start()
     port = int(ollama.url.rsplit(":", 1)[1])
-    journey = Journey(tmp_path, artifacts, ollama.url)
+    # UTC, as a privacy-minded browser reports it: a zone of no country. HA gets the service's country
+    # (Hungary), so it raises no "country not configured" repair (checked with HA's other repairs).
+    journey = Journey(tmp_path, artifacts, ollama.url, time_zone="UTC")
     try:
         await start_journey(journey)
+        _status, config = await ha_client.rest(journey.url, journey.token, "GET", "/api/config")
+        assert (config["time_zone"], config["country"]) == ("UTC", "HU"), config
         assert (await journey.assistant())["state"] == "ready"
         assert not await journey.our_issues()
         with chromium(language="hu") as driver:

@@ -3,14 +3,30 @@ screen, the states of parts not installed yet, and the catalogs."""
 
 from __future__ import annotations
 
+import ast
 import time
 from pathlib import Path
 
-from hosting.provision import STEPS
+from hosting import instances
+from hosting.provision import HOUSEHOLD_MESSAGES, HOUSEHOLD_SLOW, STEPS
 from hosting.web import i18n
 from tests.browser import chromium, screenshot
 from tests.web.browse import axe_violations, fill, find, log_in, t, text_of, visible, wait_for
 from tests.web.service import PASSWORD, Service, bearer
+
+
+def service_reasons() -> set[str]:
+    """The household's failure messages and every `status_reason="..."` the instance manager writes."""
+    tree = ast.parse(Path(instances.__file__).read_text())
+    written = {
+        keyword.value.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call)
+        for keyword in node.keywords
+        if keyword.arg == "status_reason" and isinstance(keyword.value, ast.Constant) and keyword.value.value
+    }
+    assert len(written) >= 5, written  # the walk finds them
+    return written | set(HOUSEHOLD_MESSAGES)
 
 
 def test_catalogs_have_the_same_strings() -> None:
@@ -19,6 +35,8 @@ def test_catalogs_have_the_same_strings() -> None:
     assert all(value.strip() for value in [*hungarian.values(), *english.values()])
     # Every provisioning step the home page lists has its words.
     assert {f"step.{step}" for step in ("start", *STEPS)} <= set(hungarian)
+    # Every reason the service gives an instance shows in the page's language (home.js: `reason.<text>`).
+    assert {f"reason.{reason}" for reason in service_reasons()} <= set(hungarian)
     assert i18n.from_accept_language("de-DE,de;q=0.9,en;q=0.8") == "en"
     assert i18n.from_accept_language("en-GB;q=0.5, hu") == "hu"
     assert i18n.from_accept_language("fr, de") is None  # then Hungarian, the default
@@ -129,3 +147,22 @@ def test_one_live_stream_per_browser(service: Service) -> None:
         service.call("PATCH", f"/api/devices/{device_id}", {"name": "Kitchen Pi"}, bearer(token))
         wait_for(lambda: text_of(driver, "#devices tbody .name") == "Kitchen Pi", 10, "still live")
         wait_for(lambda: open_streams(service) == 1, 20, "one stream")
+
+
+def test_a_failed_set_up_is_explained_in_the_pages_language(quick_instances: Service, artifacts: Path) -> None:
+    # `hass` is /bin/false here: HA never comes up, so provisioning ends in `error`, worth another go.
+    service = quick_instances
+    email, token = service.sign_up()
+
+    def failed() -> dict[str, str] | None:
+        instance: dict[str, str] = service.call("GET", "/api/me/instance", headers=bearer(token)).body
+        return instance if instance["status"] == "error" else None
+
+    instance = wait_for(failed, 30, "provisioning to fail")
+    assert instance["status_reason"] == HOUSEHOLD_SLOW  # the API speaks English
+    with chromium(language="hu") as driver:
+        log_in(driver, service.url, email, PASSWORD)
+        wait_for(lambda: text_of(driver, "#status") == t("hu", "status.error"), 20, "the error shown")
+        assert text_of(driver, "#reason") == t("hu", f"reason.{HOUSEHOLD_SLOW}")
+        assert "újrapróbáljuk" in text_of(driver, "#reason")
+        screenshot(driver, artifacts, "home-failed-hu")

@@ -210,6 +210,16 @@ export function formatNumber(value, digits = 0) {
   return new Intl.NumberFormat(lang, { maximumFractionDigits: digits, minimumFractionDigits: digits }).format(value);
 }
 
+// The service's reasons are English sentences; the known ones are shown in the page's language.
+export function reasonText(reason) {
+  if (!reason) return "";
+  const step = /: (\w+) done$/.exec(reason);
+  if (step) return t("reason.step_done", { step: t(`step.${step[1]}`) });
+  const key = `reason.${reason}`;
+  const known = t(key);
+  return known === key ? reason : known;
+}
+
 export function statusBadge(status) {
   return h("span", { class: `badge status-${status}`, text: t(`status.${status}`) });
 }

@@ -1,4 +1,4 @@
-import { $, api, confirmAction, errorText, h, notice, session, t, toast } from "../app.js";
+import { $, api, confirmAction, errorText, h, notice, reasonText, session, t, toast } from "../app.js";
 import { live } from "../live.js";
 
 await session();
@@ -30,16 +30,6 @@ function show(instance) {
     if (index === done) li.setAttribute("aria-current", "step");
     else li.removeAttribute("aria-current");
   });
-}
-
-// The service's reasons are English sentences; the known ones are shown in the page's language.
-function reasonText(reason) {
-  if (!reason) return "";
-  const step = /: (\w+) done$/.exec(reason);
-  if (step) return t("reason.step_done", { step: t(`step.${step[1]}`) });
-  const key = `reason.${reason}`;
-  const known = t(key);
-  return known === key ? reason : known;
 }
 
 async function load() {

@@ -1,4 +1,4 @@
-import { $, api, confirmAction, errorText, h, session, statusBadge, syncRows, t, toast } from "../app.js";
+import { $, api, confirmAction, errorText, h, reasonText, session, statusBadge, syncRows, t, toast } from "../app.js";
 import { live } from "../live.js";
 import { ownersById } from "../operator.js";
 
@@ -81,7 +81,7 @@ function render() {
       { "data-user": instance.user_id },
       h("td", { class: "nowrap" }, instance.name),
       h("td", {}, instance.owner),
-      h("td", {}, statusBadge(instance.status), instance.status_reason ? h("span", { class: "reason" }, instance.status_reason) : null),
+      h("td", {}, statusBadge(instance.status), instance.status_reason ? h("span", { class: "reason" }, reasonText(instance.status_reason)) : null),
       h("td", {}, instance.health),
       h("td", {}, String(instance.port)),
       h("td", { class: "mono nowrap" }, instance.image),
