@@ -196,6 +196,17 @@ def check_arguments(
     if "domain" in args:
         domains = args["domain"] if isinstance(args["domain"], list) else [args["domain"]]
         known = sorted({state.domain for state in home.exposed.values()})
+        classes_of = {state.attributes.get("device_class") for state in home.exposed.values()} - {None}
+        if misplaced := [d for d in domains if isinstance(d, str) and d not in known and d in classes_of]:
+            # Small models put the device class where the domain goes ("domain": "garage" for the
+            # garage door): it is the device class that is meant.
+            given = args.get("device_class") or []
+            args["device_class"] = [*(given if isinstance(given, list) else [given]), *misplaced]
+            domains = [d for d in domains if d not in misplaced]
+            if domains:
+                args["domain"] = domains
+            else:
+                del args["domain"]
         for domain in domains:
             if not isinstance(domain, str) or domain not in known:
                 return f"domain {domain!r} has no exposed device. Domains: {', '.join(known) or 'none'}."
@@ -319,9 +330,11 @@ class GuardedAPIInstance(llm.APIInstance):
     async def async_call_tool(self, tool_input: llm.ToolInput) -> llm.ToolResult:
         tool = next((tool for tool in self.tools if tool.name == tool_input.tool_name), None)
         if tool is None:
-            # Models know HA's tools by their old names ("HassTurnOn" for "intent__HassTurnOn").
-            unprefixed = [tool for tool in self.tools if tool.name.partition("__")[2] == tool_input.tool_name]
-            tool = unprefixed[0] if len(unprefixed) == 1 else None
+            # Models know HA's tools by their old names ("HassTurnOn" for "intent__HassTurnOn"), or
+            # give one the prefix of another ("intent__HassVacuumStart" for "vacuum__HassVacuumStart").
+            wanted = tool_input.tool_name.rpartition("__")[2]
+            same = [tool for tool in self.tools if tool.name.rpartition("__")[2] == wanted]
+            tool = same[0] if len(same) == 1 else None
         if tool is None:
             names = ", ".join(tool.name for tool in self.tools)
             text = f"There is no tool {tool_input.tool_name!r}. Tools: {names}."

@@ -5,9 +5,10 @@ from typing import Any
 import pytest
 from homeassistant.components import conversation
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
+from homeassistant.components.switch import SwitchDeviceClass, SwitchEntity
 from homeassistant.core import HomeAssistant
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry
+from pytest_homeassistant_custom_component.common import MockConfigEntry, setup_test_component_platform
 
 from bench.ollama_wire import OllamaWireServer, Reply
 
@@ -141,6 +142,54 @@ async def test_tool_by_its_unprefixed_name_is_run(
     result = await _one_call(hass, wire, "HassTurnOn", name="Konyhai lámpa")
     assert "error" not in result, result
     assert hass.states.get(home.kitchen_light).state == "on"
+
+
+async def test_tool_under_another_tools_prefix_is_run(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    # The climate intent's tool is climate__HassClimateSetTemperature; small models write intent__.
+    result = await _one_call(
+        hass, wire, "intent__HassClimateSetTemperature", said="Állítsd a termosztátot 20 fokra",
+        name="Termosztát", temperature=20,
+    )  # fmt: skip
+    assert "error" not in result, result
+    assert hass.states.get(home.thermostat).attributes["temperature"] == 20
+
+
+class Outlet(SwitchEntity):
+    """A switch whose device class is outlet (a plug)."""
+
+    _attr_should_poll = False
+    _attr_device_class = SwitchDeviceClass.OUTLET
+    _attr_is_on = False
+
+    def __init__(self, name: str) -> None:
+        self._attr_name = name
+        self._attr_unique_id = name
+
+    async def async_turn_on(self, **kwargs: Any) -> None:
+        self._attr_is_on = True
+        self.async_write_ha_state()
+
+
+async def test_a_device_class_given_as_the_domain_is_taken_as_the_device_class(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    setup_test_component_platform(hass, "switch", [Outlet("Kávéfőző")])
+    assert await async_setup_component(hass, "switch", {"switch": {"platform": "test"}})
+    await hass.async_block_till_done()
+    plug = next(state.entity_id for state in hass.states.async_all("switch"))
+    async_expose_entity(hass, conversation.DOMAIN, plug, True)
+    result = await _one_call(
+        hass, wire, "intent__HassTurnOn", said="Kapcsold be a kávéfőzőt", name="Kávéfőző", domain=["outlet"]
+    )
+    assert "error" not in result, result
+    assert hass.states.get(plug).state == "on"
+    # A word that is neither a domain nor a device class of the home is still refused.
+    result = await _one_call(
+        hass, wire, "intent__HassTurnOn", said="Kapcsold be a kávéfőzőt", name="Kávéfőző", domain=["coffee"]
+    )
+    assert result["error_text"].startswith("domain 'coffee' has no exposed device"), result
 
 
 async def test_room_given_as_the_name_targets_the_room(
