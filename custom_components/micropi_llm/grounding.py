@@ -122,14 +122,23 @@ def grounding_problem(call: Call, said: Said, places: Sequence[Place]) -> str | 
         return place_problem if grounded == "kind" else None
     if place_problem:
         return place_problem
-    if any(place is not None and said.mentions(place) for place in (call.area, call.floor)):
-        return None  # everything (of a kind) in a room the user named
     kinds = {
         kind
         for domain in call.domains
         for device_class in _or_none(call.device_classes)
         for kind in device_kinds(domain, device_class)
     }
+    if any(place is not None and said.mentions(place) for place in (call.area, call.floor)):
+        # Everything (of a kind) in a room the user named; but "the light in the kitchen" is not
+        # the kitchen's speaker, nor all that is there.
+        asked = said.kinds - ROOM_KINDS
+        if asked and not kinds & asked:
+            what = ", ".join([*call.domains, *call.device_classes]) or "everything there"
+            return (
+                f"The user did not ask for {what} there, only for {', '.join(sorted(asked))}. Give the domain "
+                "of what the user asked for."
+            )
+        return None
     if (call.domains or call.device_classes or call.area or call.floor) and not kinds & said.kinds:
         what = ", ".join([*call.domains, *call.device_classes]) or "everything there"
         return f"The user did not ask about {what}. Act only on what the user asked for; if unsure, ask."

@@ -3,8 +3,8 @@
 A small model that is refused often repeats itself until the round limit, or ends the turn by
 reading out the guard's correction, a tool result's JSON, or an English sentence to a Hungarian
 household. `RoundWatch` follows the tool results of one turn and says when to stop: the same call
-refused twice, `MAX_REFUSALS_IN_A_ROW` refusals one after the other, or a tool that does not exist
-called twice. `machine_text` tells whether a final answer is fit to be spoken; where it is not (or
+refused twice, `MAX_REFUSALS_IN_A_ROW` refusals one after the other, a tool that does not exist
+called twice, or an action that was done made again (the model does not see it is done). `machine_text` tells whether a final answer is fit to be spoken; where it is not (or
 the turn was stopped), the household hears a short answer in its own language instead, a question
 naming the closest matches when the guard had some.
 """
@@ -55,6 +55,8 @@ class RoundWatch:
     refused_calls: dict[str, int] = field(default_factory=dict)
     unknown_tools: int = 0
     succeeded: int = 0
+    # The actions done so far (HA's "action_done" results), by call.
+    done_calls: set[str] = field(default_factory=set)
     # What the guard told the model: never to be spoken.
     corrections: list[str] = field(default_factory=list)
     # The closest matches of the latest refusal that had any.
@@ -84,6 +86,10 @@ class RoundWatch:
             if not (_refused(data) or (content.result is not None and content.result.error)):
                 self.succeeded += 1
                 self.refusals_in_a_row = 0
+                if isinstance(data, dict) and data.get("response_type") == "action_done":
+                    key = _call_key(call.tool_name, call.tool_args)
+                    stop = Stop.REPEATED if key in self.done_calls else stop
+                    self.done_calls.add(key)
                 continue
             stop = self._refusal(call.tool_name, call.tool_args, data if isinstance(data, dict) else {}) or stop
         self.stopped = self.stopped or stop

@@ -169,14 +169,27 @@ async def test_unreachable(
 async def test_tool_loop_is_bounded(
     hass: HomeAssistant, wire: OllamaWireServer, home: Home, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await async_setup_agent(hass, wire.url, {CONF_PREFER_LOCAL: False, CONF_MAX_TOOL_ITERATIONS: 2})
-    wire.responder = lambda body: Reply("", tool_calls=[call("intent__HassTurnOn", name="Konyhai lámpa")])
+    await async_setup_agent(hass, wire.url, {CONF_PREFER_LOCAL: False, CONF_MAX_TOOL_ITERATIONS: 3})
+    lamps = ["Konyhai lámpa", "Nappali lámpa", "Hálószoba lámpa"]  # a new action each round: no repeat
+    wire.responder = lambda body: Reply("", tool_calls=[call("intent__HassTurnOn", name=lamps[len(wire.requests) % 3])])
     caplog.clear()
     result = await async_ask(hass, "Kapcsolgasd a lámpát")
-    assert len(wire.requests) == 2
+    assert len(wire.requests) == 3
     assert speech(result) == "Sajnos ezt nem sikerült befejeznem."
     [warning] = _our_warnings(caplog)
-    assert "2 tool rounds" in warning
+    assert "3 tool rounds" in warning
+
+
+async def test_an_action_made_again_ends_the_turn_as_done(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home
+) -> None:
+    # A small model that does not see its action is done makes it again and again (to the round limit).
+    await async_setup_agent(hass, wire.url, {CONF_PREFER_LOCAL: False})
+    wire.responder = lambda body: Reply("", tool_calls=[call("intent__HassTurnOn", name="Konyhai lámpa")])
+    result = await async_ask(hass, "Kapcsold fel a konyhai lámpát")
+    assert len(wire.requests) == 2
+    assert speech(result) == "Rendben."
+    assert hass.states.get(home.kitchen_light).state == "on"
 
 
 async def test_unknown_language_falls_back_to_english(

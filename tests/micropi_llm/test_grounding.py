@@ -40,6 +40,10 @@ def problem(sentence: str, call: Call, *, earlier: tuple[str, ...] = (), satelli
         ("Kapcsold le a konyhai ventilátort", Call(name="Konyhai lámpa", things=[KITCHEN_LAMP])),
         ("Ne kapcsold le a villanyt", Call(domains=["light"])),
         ("Please don't turn on the kitchen light", Call(name="Konyhai lámpa", things=[KITCHEN_LAMP])),
+        # A room said with a kind: only that kind there (a small model turned on the kitchen's speaker).
+        ("Kapcsold már fel a villanyt a konyhában", Call(area=KONYHA, domains=["media_player"])),
+        ("Kapcsold már fel a villanyt a konyhában", Call(area=KONYHA)),
+        ("Turn on the TV in the living room", Call(area=NAPPALI, domains=["light"])),
     ],
 )
 def test_actions_nobody_asked_for_are_refused(sentence: str, call: Call) -> None:
@@ -61,6 +65,8 @@ def test_actions_nobody_asked_for_are_refused(sentence: str, call: Call) -> None
         ("Turn off the TV", Call(name="Nappali TV", things=[TV])),
         ("Turn off the living room", Call(area=NAPPALI)),
         ("Kapcsolj le mindent a konyhában", Call(area=KONYHA, domains=["light"])),
+        ("Kapcsold már fel a villanyt a konyhában", Call(area=KONYHA, domains=["light"])),
+        ("Turn on the TV in the living room", Call(area=NAPPALI, domains=["media_player"], device_classes=["tv"])),
         ("Kapcsold fel a lámpákat", Call(domains=["light"])),
         ("Ne a tévét, hanem a lámpát kapcsold le", Call(domains=["light"])),
         ("Unlock smart lock", Call(name="Smart Lock", things=[Thing(("Smart Lock",), "lock")], area=Place(("Entry",)))),

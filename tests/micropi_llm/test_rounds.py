@@ -54,6 +54,19 @@ def test_the_same_call_refused_twice_stops() -> None:
     assert watch.corrections == [REFUSED["error_text"]] * 2
 
 
+def test_an_action_done_and_made_again_stops() -> None:
+    # A small model that does not see its action is done makes it again, round after round.
+    again = ("intent__HassTurnOn", {"area": "Konyha", "domain": ["light"]}, DONE)
+    watch, stops = watch_rounds(round_of(again), round_of(again))
+    assert stops == [None, Stop.REPEATED]
+    assert watch.succeeded == 2  # so the household hears that it is done
+    # Another action, or a question asked again (its answer may have changed), goes on.
+    other = ("intent__HassTurnOn", {"area": "Nappali", "domain": ["light"]}, DONE)
+    question = ("GetLiveContext", {}, {"success": True, "result": "..."})
+    _, stops = watch_rounds(round_of(again), round_of(other), round_of(question), round_of(question))
+    assert stops == [None, None, None, None]
+
+
 def test_refusals_in_a_row_stop_and_a_success_resets_them() -> None:
     def refused(n: int) -> tuple[str, dict[str, Any], dict[str, Any]]:
         return ("intent__HassTurnOn", {"name": f"x{n}"}, REFUSED)
