@@ -235,7 +235,7 @@ class MicroPiAgent(conversation.ConversationEntity):
             await self._async_provide_llm_data(user_input, chat_log)
             # One deadline for the whole turn, tool rounds included: the user hears something in time.
             async with asyncio.timeout(self.options.timeout):
-                watch = await self._async_run_model(chat_log, user_input.language, stats)
+                watch = await self._async_run_model(chat_log, user_input, stats)
         except conversation.ConverseError as err:  # e.g. the instructions are a broken template
             return err.as_conversation_result(), "model", "converse_error"
         except TURN_ERRORS as err:
@@ -244,7 +244,7 @@ class MicroPiAgent(conversation.ConversationEntity):
         if watch.stopped or not (
             isinstance(last, conversation.AssistantContent)
             and last.content
-            and not machine_text(last.content, user_input.language, watch.corrections)
+            and not machine_text(last.content, user_input.language, watch.corrections, user_input.text)
         ):
             # Nothing fit to be spoken (or a loop was cut short): a short answer of our own.
             text = await async_answer_instead(self.hass, user_input.language, watch)
@@ -276,7 +276,7 @@ class MicroPiAgent(conversation.ConversationEntity):
             raise LLMAPIUnavailableError(f"cannot use its Home Assistant API {api_ids}: {err}") from err
 
     async def _async_run_model(
-        self, chat_log: conversation.ChatLog, language: str | None, stats: list[TurnStats]
+        self, chat_log: conversation.ChatLog, user_input: conversation.ConversationInput, stats: list[TurnStats]
     ) -> RoundWatch:
         """Ask the model until it answers without tool calls, or its refusals say to stop.
 
@@ -287,7 +287,7 @@ class MicroPiAgent(conversation.ConversationEntity):
         watch = RoundWatch(seen=len(chat_log.content))
 
         def speakable(text: str) -> bool:
-            return not machine_text(text, language, watch.corrections)
+            return not machine_text(text, user_input.language, watch.corrections, user_input.text)
 
         tools = None
         if chat_log.llm_api:

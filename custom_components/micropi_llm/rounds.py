@@ -4,9 +4,10 @@ A small model that is refused often repeats itself until the round limit, or end
 reading out the guard's correction, a tool result's JSON, or an English sentence to a Hungarian
 household. `RoundWatch` follows the tool results of one turn and says when to stop: the same call
 refused twice, `MAX_REFUSALS_IN_A_ROW` refusals one after the other, a tool that does not exist
-called twice, or an action that was done made again (the model does not see it is done). `machine_text` tells whether a final answer is fit to be spoken; where it is not (or
-the turn was stopped), the household hears a short answer in its own language instead, a question
-naming the closest matches when the guard had some.
+called twice, or an action that was done made again (the model does not see it is done).
+`machine_text` tells whether a final answer is fit to be spoken; where it is not (or the turn was
+stopped), the household hears a short answer in its own language instead, a question naming the
+closest matches when the guard had some.
 """
 
 from __future__ import annotations
@@ -132,12 +133,32 @@ _HUNGARIAN_LETTERS = frozenset("áéíóöőúüű")
 _JSON_LIST = re.compile(r"\[\s*[\[{\"]")
 
 
-def _looks_english(text: str) -> bool:
-    """Mostly English words: a Hungarian device name inside ("the Nappali lámpa") does not save it."""
+def _word_counts(text: str) -> tuple[int, int]:
+    """How many words of the text are English, and how many Hungarian."""
     said = [word.strip(".,!?:;\"'") for word in text.casefold().split()]
     english = sum(word in _ENGLISH for word in said)
     hungarian = sum(word in _HUNGARIAN or any(letter in _HUNGARIAN_LETTERS for letter in word) for word in said)
+    return english, hungarian
+
+
+def _looks_english(text: str) -> bool:
+    """Mostly English words: a Hungarian device name inside ("the Nappali lámpa") does not save it."""
+    english, hungarian = _word_counts(text)
     return english >= 2 and english > hungarian
+
+
+def _looks_hungarian(text: str) -> bool:
+    """Mostly Hungarian words ("A garázskapu bezárva."); "the Nappali lámpa is on" is not."""
+    english, hungarian = _word_counts(text)
+    return hungarian >= 2 and hungarian > english
+
+
+def _spoken_in(text: str) -> str | None:
+    """The language of the user's sentence, short as it may be ("És most?"), if it shows."""
+    english, hungarian = _word_counts(text)
+    if english > hungarian:
+        return "en"
+    return "hu" if hungarian > english else None
 
 
 def _is_json(text: str) -> bool:
@@ -152,9 +173,10 @@ def _is_json(text: str) -> bool:
         return False
 
 
-def machine_text(text: str, language: str | None, corrections: Iterable[str] = ()) -> bool:
+def machine_text(text: str, language: str | None, corrections: Iterable[str] = (), asked: str = "") -> bool:
     """Whether a final answer is not for the household: JSON, a correction meant for the model, a
-    tool name, or English to a Hungarian speaker."""
+    tool name, or in another language than the user's: English to a Hungarian sentence, Hungarian to
+    an English one (`asked`, the user's sentence; without it the turn's `language` is the user's)."""
     body = text.strip()
     if not body:
         return False
@@ -167,7 +189,10 @@ def machine_text(text: str, language: str | None, corrections: Iterable[str] = (
         told = set(words(correction))
         if len(told) >= 3 and len(told & answer) >= 0.6 * len(told):
             return True
-    return (language or "").split("-")[0].lower() == "hu" and _looks_english(body)
+    spoken = _spoken_in(asked) or ("hu" if (language or "").split("-")[0].lower() == "hu" else "en")
+    if _looks_english(body):
+        return spoken == "hu"
+    return _looks_hungarian(body) and spoken == "en"
 
 
 def spoken_choices(choices: list[str], or_word: str) -> str:

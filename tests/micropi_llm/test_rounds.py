@@ -100,6 +100,12 @@ def test_machine_text_is_never_an_answer() -> None:
     assert not machine_text("I have turned on the light for you.", "en")
     assert not machine_text("Nappali TV", "hu")
     assert not machine_text("", "hu")
+    # Another language than the user spoke: a Hungarian answer to an English sentence, and back.
+    assert machine_text("A garázs csalózóát zárta.", "en", asked="Close the garage door")
+    assert not machine_text("A garázskapu bezárva.", "en", asked="Csukd be a garázskaput")
+    assert not machine_text("The Nappali lámpa is on.", "en", asked="Is the living room lamp on?")
+    assert machine_text("The light is on now.", "hu", asked="Kapcsold fel a lámpát")
+    assert not machine_text("The light is on now.", "hu", asked="Turn on the light please")
 
 
 def test_choices_are_spoken_as_a_list() -> None:
