@@ -193,31 +193,42 @@ def check_arguments(
             value = problem.choices[0]
         args[key] = value
 
-    if "domain" in args:
-        domains = args["domain"] if isinstance(args["domain"], list) else [args["domain"]]
-        known = sorted({state.domain for state in home.exposed.values()})
-        classes_of = {state.attributes.get("device_class") for state in home.exposed.values()} - {None}
-        if misplaced := [d for d in domains if isinstance(d, str) and d not in known and d in classes_of]:
-            # Small models put the device class where the domain goes ("domain": "garage" for the
-            # garage door): it is the device class that is meant.
-            given = args.get("device_class") or []
-            args["device_class"] = [*(given if isinstance(given, list) else [given]), *misplaced]
-            domains = [d for d in domains if d not in misplaced]
-            if domains:
-                args["domain"] = domains
-            else:
-                del args["domain"]
-        for domain in domains:
-            if not isinstance(domain, str) or domain not in known:
-                return f"domain {domain!r} has no exposed device. Domains: {', '.join(known) or 'none'}."
-    if "device_class" in args:
-        classes = args["device_class"] if isinstance(args["device_class"], list) else [args["device_class"]]
-        if not all(isinstance(device_class, str) for device_class in classes):
-            return f"device_class must be a device class (or a list of them), not {args['device_class']!r}."
+    if problem := _sort_domains_and_classes(home, args):
+        return problem
 
     if "name" in args:
         return _check_name(hass, tool, home, args)
     return args
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _sort_domains_and_classes(home: _Home, args: dict[str, Any]) -> str | None:
+    """Check `domain` and `device_class`, moving each value where it belongs; why not, if not.
+
+    Small models swap them: "domain": "garage" for the garage door, "device_class": "light" for
+    the lights. A value that is only the home's device class, or only its domain, is moved there.
+    """
+    known = {state.domain for state in home.exposed.values()}
+    classes_of = {state.attributes.get("device_class") for state in home.exposed.values()} - {None}
+    domains = _as_list(args.pop("domain")) if "domain" in args else []
+    classes = _as_list(args.pop("device_class")) if "device_class" in args else []
+    if not all(isinstance(device_class, str) for device_class in classes):
+        return f"device_class must be a device class (or a list of them), not {classes!r}."
+    to_classes = [d for d in domains if isinstance(d, str) and d not in known and d in classes_of]
+    to_domains = [c for c in classes if c not in classes_of and c in known]
+    domains = [d for d in domains if d not in to_classes] + [c for c in to_domains if c not in domains]
+    classes = [c for c in classes if c not in to_domains] + to_classes
+    for domain in domains:
+        if not isinstance(domain, str) or domain not in known:
+            return f"domain {domain!r} has no exposed device. Domains: {', '.join(sorted(known)) or 'none'}."
+    if domains:
+        args["domain"] = domains
+    if classes:
+        args["device_class"] = classes
+    return None
 
 
 def _find_area(hass: HomeAssistant, name: str) -> Correction | None:

@@ -126,6 +126,7 @@ async def test_malformed_targets_are_refused(  # noqa: PLR0917
         {"name": "light.konyhai_lampa"},  # the entity id where the name belongs
         {"name": '["Konyhai lámpa"]', "domain": '["light"]'},  # JSON inside strings
         {"name": "Konyhai lámpa", "area": ["kitchen"], "floor": None, "device_class": ""},  # alias, empty values
+        {"area": "Konyha", "device_class": ["light"]},  # a domain given as the device class (lights have none)
     ],
 )
 async def test_repairable_calls_are_repaired_and_run(
