@@ -137,6 +137,9 @@ class InstanceManager:
         self.assistants = AssistantStates()
         self._locks: dict[str, asyncio.Lock] = {}
         self._provisioning: dict[str, asyncio.Task[None]] = {}
+        # Being deleted: from before provisioning is cancelled until the row is gone, nothing may
+        # start the instance again (a reconciliation round would resume or restart it).
+        self._deleting: set[str] = set()
         self._reconciler: asyncio.Task[None] | None = None
         self.events: events.EventBus | None = None  # told of every change (hosting.events)
 
@@ -238,7 +241,9 @@ class InstanceManager:
 
     def is_busy(self, instance_id: str) -> bool:
         task = self._provisioning.get(instance_id)
-        return (task is not None and not task.done()) or self._lock(instance_id).locked()
+        return (
+            instance_id in self._deleting or (task is not None and not task.done()) or self._lock(instance_id).locked()
+        )
 
     async def update(self, instance_id: str, **changes: Any) -> None:
         async with self.sessions() as session, session.begin():
@@ -300,7 +305,7 @@ class InstanceManager:
     def resume_provisioning(self, instance_id: str) -> None:
         """Start (or resume) provisioning in the background unless it is already under way."""
         task = self._provisioning.get(instance_id)
-        if task is not None and not task.done():
+        if instance_id in self._deleting or (task is not None and not task.done()):
             return
         task = asyncio.create_task(self._provision(instance_id), name=f"provision {instance_id}")
         self._provisioning[instance_id] = task
@@ -468,6 +473,8 @@ class InstanceManager:
         """Hold the instance's lock (waiting for a reconciliation round or another operation to end);
         refused while it is being provisioned or deleted."""
         task = self._provisioning.get(instance_id)
+        if instance_id in self._deleting:
+            raise InstanceBusy("the instance is being deleted")
         if task is not None and not task.done():
             raise InstanceBusy("the instance is being provisioned; try again when it is ready or has failed")
         async with self._lock(instance_id):
@@ -524,22 +531,28 @@ class InstanceManager:
 
     async def delete(self, instance_id: str) -> None:
         """Remove the instance and its data (provisioning under way is cancelled first)."""
-        task = self._provisioning.get(instance_id)
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-        async with self._lock(instance_id):
-            instance = await self.get(instance_id)
-            # Marked first: if the service stops mid-way, reconciliation finishes the deletion.
-            await self.update(instance_id, status="deleting", status_reason="being deleted")
-            if self.gateway is not None:
-                await self.gateway.close_for(instance_id)
-            await self.runtime.remove(instance.name)
-            async with self.sessions() as session, session.begin():
-                row = await session.get(Instance, instance_id)
-                if row is not None:
-                    await session.delete(row)
-        self._locks.pop(instance_id, None)
+        if instance_id in self._deleting:
+            raise InstanceBusy("the instance is being deleted")
+        self._deleting.add(instance_id)
+        try:
+            task = self._provisioning.get(instance_id)
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+            async with self._lock(instance_id):
+                instance = await self.get(instance_id)
+                # Marked first: if the service stops mid-way, reconciliation finishes the deletion.
+                await self.update(instance_id, status="deleting", status_reason="being deleted")
+                if self.gateway is not None:
+                    await self.gateway.close_for(instance_id)
+                await self.runtime.remove(instance.name)
+                async with self.sessions() as session, session.begin():
+                    row = await session.get(Instance, instance_id)
+                    if row is not None:
+                        await session.delete(row)
+            self._locks.pop(instance_id, None)
+        finally:
+            self._deleting.discard(instance_id)
         await self._publish_free_ports()
 
 

@@ -15,13 +15,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from cryptography.fernet import Fernet
 
-from hosting.instances import INSTANCE_MANAGER_KEY
+from hosting.db import create_engine, migrate, session_factory
+from hosting.db.models import User
+from hosting.instances import INSTANCE_MANAGER_KEY, InstanceConfig, InstanceManager
 from hosting.runtime.base import InstanceSpec, PortInUseError, RuntimeState, ownership_labels
 from hosting.runtime.process import INTEGRATION_DIRS, ProcessRuntime
+from hosting.security import SecretBox
 from hosting.settings import Settings
 from tests.hosting.conftest import start_client
-from tests.hosting.helpers import bearer, make_operator
+from tests.hosting.helpers import bearer, make_operator, port_pool, wait_for
 
 STAND_IN = f"""#!{sys.executable}
 # Stand-in for `hass -c CONFIG ...`: serves /manifest.json on the port of CONFIG/.storage/http.
@@ -200,3 +204,45 @@ async def test_operators_see_orphans_which_stay_untouched(provisioning_settings:
     finally:
         await outside.remove(orphan.name)
         await client.close()
+
+
+async def test_nothing_starts_an_instance_again_while_it_is_being_deleted(tmp_path: Path) -> None:
+    # A hass that never answers: provisioning waits for it when the deletion comes.
+    silent = tmp_path / "silent-hass"
+    silent.write_text(f"#!{sys.executable}\nimport time\ntime.sleep(600)\n")
+    silent.chmod(silent.stat().st_mode | stat.S_IXUSR)
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'hosting.db'}")
+    await migrate(engine)
+    sessions = session_factory(engine)
+    runtime = ProcessRuntime(tmp_path / "instances", str(silent), stop_timeout=5, port_release_wait=0.5)
+    starts: list[str] = []
+    ensure_started = runtime.ensure_started
+
+    async def counted_start(spec: InstanceSpec) -> None:
+        starts.append(spec.name)
+        await ensure_started(spec)
+
+    runtime.ensure_started = counted_start  # type: ignore[method-assign]
+    config = InstanceConfig(port_range=port_pool(), ready_timeout=3, reconcile_interval=3600)
+    manager = InstanceManager(sessions, runtime, SecretBox(Fernet.generate_key().decode()), config)
+    async with sessions() as session, session.begin():
+        user = User(email="deleted-soon@example.com", password_hash="not used here")
+        session.add(user)
+    instance = await manager.ensure_for_user(user, "correct horse 1")
+    try:
+
+        async def started() -> bool:
+            return starts == [instance.name]
+
+        await wait_for(started, 10, "hass started")
+        # A reconciliation round in the gap between provisioning ending (cancelled) and the deletion
+        # taking the instance's lock would see a `provisioning` row nobody provisions, and resume it.
+        manager._provisioning[instance.id].add_done_callback(lambda _: manager.resume_provisioning(instance.id))
+        await manager.delete(instance.id)
+        assert starts == [instance.name], "started again during its deletion"
+        assert not manager.is_busy(instance.id)
+        assert await runtime.list_instances() == []
+        assert not (tmp_path / "instances" / instance.name).exists()
+    finally:
+        await manager.close()
+        await engine.dispose()
