@@ -122,11 +122,14 @@ class _Home:
     def __post_init__(self) -> None:
         self.exposed = {state.entity_id: state for state in async_exposed_states(self.hass, self.assistant)}
 
-    def names(self) -> list[str]:
+    def names(self, *, acting: bool = False) -> list[str]:
+        """Names and aliases of the exposed entities; `acting`: only of those a service can act on (the
+        curtain, not its battery sensor)."""
         registry = er.async_get(self.hass)
         return [
             name
             for state in self.exposed.values()
+            if not acting or self.hass.services.async_services_for_domain(state.domain)
             for name in intent.async_get_entity_aliases(
                 self.hass, registry.async_get(state.entity_id), state=state, allow_empty=False
             )
@@ -268,7 +271,13 @@ def _check_name(hass: HomeAssistant, tool: llm.Tool, home: _Home, args: dict[str
     if everywhere.is_match:
         return f"{args['name']!r} is not exposed to you, so you cannot see or control it. Tell the user."
     where = f" in {args.get('area') or args.get('floor')}" if args.get("area") or args.get("floor") else ""
-    names = sorted({state.name for state in _in_place(hass, home, args)} or set(home.names()))
+    acting = acts(tool)
+    in_place = [
+        state
+        for state in _in_place(hass, home, args)
+        if not acting or hass.services.async_services_for_domain(state.domain)
+    ]
+    names = sorted({state.name for state in in_place} or set(home.names(acting=acting)))
     problem = _not_found(f"There is no device named {args['name']!r}{where}. Exposed names:", args["name"], names)
     if (
         len(problem.choices) == 1

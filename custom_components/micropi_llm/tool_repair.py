@@ -120,6 +120,8 @@ def _decoded(value: Any) -> Any:
 # Text a model wrote when Ollama did not recognise its tool call: Mistral's [TOOL_CALLS] forms,
 # Qwen's <tool_call>, or a bare JSON object/list with "name" and "arguments", maybe in a fence.
 _FENCE = re.compile(r"^```(?:json|tool_call)?\s*(.*?)\s*```$", re.DOTALL)
+# "To open it, you can use the following command: ```json {...}```": the fenced call is what it meant.
+_FENCE_INSIDE = re.compile(r"```(?:json|tool_call)?\s*(\{.*?\}|\[.*?\])\s*```", re.DOTALL)
 _QWEN = re.compile(r"^<tool_call>\s*(.*?)\s*(?:</tool_call>)?$", re.DOTALL)
 _NAME = re.compile(r'"name"\s*:\s*"([^"]+)"')
 # Where the first sentence of an answer ends (or enough of it to judge).
@@ -134,7 +136,7 @@ def looks_like_tool_call(text: str) -> bool:
 def parse_text_tool_calls(text: str) -> list[llm.ToolInput] | None:
     """The tool calls written out in text, or None when the text is not a tool call."""
     body = text.strip()
-    if match := _FENCE.match(body):
+    if match := _FENCE.match(body) or _FENCE_INSIDE.search(body):
         body = match.group(1)
     if match := _QWEN.match(body):
         body = match.group(1)

@@ -4,6 +4,7 @@ from typing import Any
 
 import pytest
 from homeassistant.components import conversation
+from homeassistant.components.binary_sensor import BinarySensorDeviceClass, BinarySensorEntity
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.components.switch import SwitchDeviceClass, SwitchEntity
 from homeassistant.core import HomeAssistant
@@ -55,6 +56,32 @@ async def test_unknown_name_is_refused_with_close_names(
     assert result["error_text"].startswith("There is no device named 'Kamra lámpa'. Exposed names: ")
     assert result["choices"] == ["Hálószoba lámpa", "Konyhai lámpa", "Nappali lámpa"]  # each a lamp
     assert hass.states.get(home.kitchen_light).state == "off"
+
+
+class Battery(BinarySensorEntity):
+    """A device's battery: it can be read, not acted on."""
+
+    _attr_should_poll = False
+    _attr_device_class = BinarySensorDeviceClass.BATTERY
+    _attr_is_on = False
+
+    def __init__(self, name: str) -> None:
+        self._attr_name = name
+        self._attr_unique_id = name
+
+
+async def test_an_action_is_offered_only_the_names_it_can_act_on(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    # The curtain and its battery ("Smart Curtain or Smart Curtain Battery?"): only the curtain opens.
+    setup_test_component_platform(hass, "binary_sensor", [Battery("Konyhai lámpa akkumulátor")])
+    assert await async_setup_component(hass, "binary_sensor", {"binary_sensor": {"platform": "test"}})
+    await hass.async_block_till_done()
+    for state in hass.states.async_all("binary_sensor"):
+        async_expose_entity(hass, conversation.DOMAIN, state.entity_id, True)
+    result = await _one_call(hass, wire, "intent__HassTurnOn", name="Konyhai lámpája")
+    assert "error" not in result, result  # the one lamp of that name it can act on is meant
+    assert hass.states.get(home.kitchen_light).state == "on"
 
 
 @pytest.mark.parametrize(

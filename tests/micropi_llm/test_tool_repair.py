@@ -17,6 +17,9 @@ from .home import Home, async_ask, call, script, speech, tool_results
         '```json\n{"name": "intent__HassTurnOn", "arguments": {"name": "Konyhai lámpa"}}\n```',
         '[TOOL_CALLS] [{"name": "intent__HassTurnOn", "arguments": {"name": "Konyhai lámpa"}}]',
         "<tool_call>{'name': 'intent__HassTurnOn', 'arguments': {'name': 'Konyhai lámpa'}}</tool_call>",
+        # Seen from a small model: the call explained, then written in a fence.
+        "To turn on the kitchen light, you can use the following command:\n```json\n"
+        '{\n  "name": "intent__HassTurnOn",\n  "arguments": {"name": "Konyhai lámpa", "domain": ["light"]}\n}\n```',
     ],
 )
 async def test_tool_call_written_as_text_is_run_not_spoken(
@@ -73,6 +76,7 @@ def test_parse_text_tool_calls() -> None:
     assert parse_text_tool_calls("Szia!") is None
     assert parse_text_tool_calls("[]") is None
     assert parse_text_tool_calls("{not json at all") is None
+    assert parse_text_tool_calls('Így néz ki:\n```json\n{"answer": 42}\n```') is None  # a fence, but no call
     [unreadable] = parse_text_tool_calls('{"name": "intent__HassTurnOn", "arguments": {"name": x}}') or []
     assert unreadable.tool_name == "intent__HassTurnOn"
     assert "__micropi_invalid_arguments__" in unreadable.tool_args
