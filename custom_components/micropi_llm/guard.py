@@ -257,6 +257,11 @@ def _check_name(hass: HomeAssistant, tool: llm.Tool, home: _Home, args: dict[str
     )
     exposed = intent.async_match_targets(hass, constraints, states=list(home.exposed.values()))
     if exposed.is_match:
+        # The name decides: a domain or device class none of the named devices has is the model's
+        # guess ("domain": "water" for the irrigation valve, whose meter is the water sensor).
+        for key, of in (("domain", _domain_of), ("device_class", _device_class_of)):
+            if key in args and not any(of(state) in as_strings(args[key]) for state in exposed.states):
+                args = {name: value for name, value in args.items() if name != key}
         return _narrowed_by_domain(hass, tool, args, exposed.states)
     if (
         "floor" not in args
@@ -287,6 +292,15 @@ def _check_name(hass: HomeAssistant, tool: llm.Tool, home: _Home, args: dict[str
         # "kitchen light" in a home whose one kitchen lamp is Konyhai lámpa: that one is meant.
         return _check_name(hass, tool, home, {**args, "name": problem.choices[0]})
     return problem
+
+
+def _domain_of(state: State) -> str:
+    return state.domain
+
+
+def _device_class_of(state: State) -> str | None:
+    device_class = state.attributes.get("device_class")
+    return str(device_class) if device_class is not None else None
 
 
 def _in_place(hass: HomeAssistant, home: _Home, args: dict[str, Any]) -> list[State]:

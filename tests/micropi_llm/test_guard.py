@@ -154,6 +154,8 @@ async def test_malformed_targets_are_refused(  # noqa: PLR0917
         {"name": '["Konyhai lámpa"]', "domain": '["light"]'},  # JSON inside strings
         {"name": "Konyhai lámpa", "area": ["kitchen"], "floor": None, "device_class": ""},  # alias, empty values
         {"area": "Konyha", "device_class": ["light"]},  # a domain given as the device class (lights have none)
+        {"name": "Konyhai lámpa", "domain": ["climate"]},  # the name decides over a domain it does not have
+        {"name": "Konyhai lámpa", "device_class": ["temperature"]},  # and over a device class
     ],
 )
 async def test_repairable_calls_are_repaired_and_run(
