@@ -119,7 +119,7 @@ class RoundWatch:
 
 # What tool results and the guard's corrections say, and people never do.
 _MACHINE = re.compile(
-    r"error_text|\"error\"|intent__|\bHass[A-Z]\w+|There is no (tool|device|area|floor|entity)\b|"
+    r"error_text|\"error\"|```|intent__|(?:\b|__)Hass[A-Z]\w+|There is no (tool|device|area|floor|entity)\b|"
     r"Exposed (names|devices):|is not exposed to you|The user did not|Call it again|must be one \w+",
 )
 _ENGLISH = frozenset(

@@ -195,8 +195,11 @@ async def repaired_deltas(
         if message.content:
             if holding is None:
                 held += message.content
-                if held.strip() and (looks_like_tool_call(held) or _FIRST_SENTENCE.search(held)):
-                    holding = looks_like_tool_call(held) or not speakable(held)
+                # A first sentence ending in a colon introduces what follows (often a call written
+                # out): wait for it.
+                introduces = held.rstrip().endswith(":")
+                if held.strip() and (looks_like_tool_call(held) or (_FIRST_SENTENCE.search(held) and not introduces)):
+                    holding = looks_like_tool_call(held) or "```" in held or not speakable(held)
                     if not holding:
                         yield {"content": held}
             elif holding:

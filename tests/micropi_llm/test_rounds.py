@@ -92,6 +92,7 @@ def test_machine_text_is_never_an_answer() -> None:
     assert not machine_text("[1] Az első lépés.", "hu")
     assert machine_text("There is no floor '1st Floor'. Floors: Emelet, Földszint.", "hu")
     assert machine_text("Calling intent__HassTurnOn now", "en")
+    assert machine_text('You can use:\n```json\n{"name": "todo__HassListAddItem"}\n```', "en")
     assert machine_text("I have turned on the light for you.", "hu")
     assert machine_text("OK, I turned on the Nappali lámpa.", "hu")
     correction = "Nappali TV is not reachable now; try the other one"

@@ -1,11 +1,19 @@
 """Tool calls repaired before the guard sees them: written out as text, or with JSON as small models write it."""
 
+from collections.abc import AsyncIterator
+
+import ollama
 import pytest
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from bench.ollama_wire import OllamaWireServer, Reply
-from custom_components.micropi_llm.tool_repair import loads_lenient, parse_text_tool_calls, repair_arguments
+from custom_components.micropi_llm.tool_repair import (
+    loads_lenient,
+    parse_text_tool_calls,
+    repair_arguments,
+    repaired_deltas,
+)
 
 from .home import Home, async_ask, call, script, speech, tool_results
 
@@ -82,3 +90,20 @@ def test_parse_text_tool_calls() -> None:
     assert "__micropi_invalid_arguments__" in unreadable.tool_args
     [a, b] = parse_text_tool_calls('[TOOL_CALLS]A[ARGS]{}[TOOL_CALLS]B[ARGS]{"x": 1}') or []
     assert (a.tool_name, a.tool_args, b.tool_name, b.tool_args) == ("A", {}, "B", {"x": 1})
+
+
+async def test_a_sentence_introducing_a_written_call_is_held_with_it() -> None:
+    # "…the following command:" came in its own chunk and was spoken, the fenced call after it too.
+    chunks = [
+        "To turn on the kitchen light, you can use the following command:\n\n",
+        '```json\n{"name": "intent__HassTurnOn", "arguments": {"name": "Konyhai lámpa"}}\n```',
+    ]
+
+    async def stream() -> AsyncIterator[ollama.ChatResponse]:
+        for n, text in enumerate(chunks):
+            yield ollama.ChatResponse(message=ollama.Message(role="assistant", content=text), done=n == len(chunks) - 1)
+
+    deltas = [delta async for delta in repaired_deltas(stream(), [])]
+    assert not [delta for delta in deltas if delta.get("content")], deltas
+    [calls] = [delta["tool_calls"] for delta in deltas if "tool_calls" in delta]
+    assert [(c.tool_name, c.tool_args) for c in calls] == [("intent__HassTurnOn", {"name": "Konyhai lámpa"})]
