@@ -407,7 +407,7 @@ async def async_answer_instead(hass: HomeAssistant, language: str | None, watch:
     "Done" when something was done; which one they mean, when the guard found close matches; else
     a request to say it another way.
     """
-    if watch.succeeded:
+    if watch.acted:  # a question answered only by tools' data is not "done"
         return await async_spoken(hass, language, "done")
     if watch.choices:
         or_word = await async_spoken(hass, language, "or")

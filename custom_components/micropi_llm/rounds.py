@@ -56,6 +56,8 @@ class RoundWatch:
     refused_calls: dict[str, int] = field(default_factory=dict)
     unknown_tools: int = 0
     succeeded: int = 0
+    # How many of those changed something (HA's "action_done"): only then is "done" an answer.
+    acted: int = 0
     # The actions done so far (HA's "action_done" results), by call.
     done_calls: set[str] = field(default_factory=set)
     # What the guard told the model: never to be spoken.
@@ -88,6 +90,7 @@ class RoundWatch:
                 self.succeeded += 1
                 self.refusals_in_a_row = 0
                 if isinstance(data, dict) and data.get("response_type") == "action_done":
+                    self.acted += 1
                     key = _call_key(call.tool_name, call.tool_args)
                     stop = Stop.REPEATED if key in self.done_calls else stop
                     self.done_calls.add(key)

@@ -137,6 +137,18 @@ async def test_an_english_answer_to_a_hungarian_request_is_replaced(
     assert hass.states.get(home.kitchen_light).state == "off"
 
 
+async def test_a_question_answered_unfit_is_not_told_done(
+    hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
+) -> None:
+    # The model read something (a tool that changes nothing), then answered in English: "Rendben." would be
+    # no answer to a question.
+    wire.responder = script(
+        Reply("", tool_calls=[call("llm__GetDateTime")]), Reply("The time is shown on the clock now.")
+    )
+    result = await async_ask(hass, "Mennyi az idő?")
+    assert speech(result) == NOT_UNDERSTOOD
+
+
 async def test_an_earlier_turn_grounds_a_follow_up_and_its_tool_chatter_is_dropped(
     hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
 ) -> None:

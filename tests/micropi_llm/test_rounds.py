@@ -59,12 +59,14 @@ def test_an_action_done_and_made_again_stops() -> None:
     again = ("intent__HassTurnOn", {"area": "Konyha", "domain": ["light"]}, DONE)
     watch, stops = watch_rounds(round_of(again), round_of(again))
     assert stops == [None, Stop.REPEATED]
-    assert watch.succeeded == 2  # so the household hears that it is done
+    assert watch.acted == 2  # so the household hears that it is done
     # Another action, or a question asked again (its answer may have changed), goes on.
     other = ("intent__HassTurnOn", {"area": "Nappali", "domain": ["light"]}, DONE)
     question = ("GetLiveContext", {}, {"success": True, "result": "..."})
     _, stops = watch_rounds(round_of(again), round_of(other), round_of(question), round_of(question))
     assert stops == [None, None, None, None]
+    watch, _ = watch_rounds(round_of(question))
+    assert (watch.succeeded, watch.acted) == (1, 0)  # read, not done: "done" would be no answer
 
 
 def test_refusals_in_a_row_stop_and_a_success_resets_them() -> None:
