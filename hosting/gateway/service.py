@@ -154,6 +154,7 @@ class Gateway:
         self.meter = TenantMeter()
         self.directory = TenantDirectory(sessions, settings.limits)
         self.allowed_models = {canonical_model(m) for m in settings.models}
+        self._recheck: asyncio.Task[None] | None = None  # the one health check requests share while all are down
         # Called with every finished request (metering); must not block.
         self.recorders: list[Callable[[RequestRecord], None]] = []
         # Extra routes on the gateway's listeners (e.g. the integration's turn reports), added before start.
@@ -192,6 +193,9 @@ class Gateway:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        if self._recheck is not None:
+            self._recheck.cancel()
+            await asyncio.gather(self._recheck, return_exceptions=True)
         await self.pool.close()
 
     async def context(self, _app: web.Application) -> AsyncIterator[None]:
@@ -287,10 +291,14 @@ class Gateway:
         return [b for b in self.pool.backends if b.healthy]
 
     async def _recheck_if_all_down(self) -> None:
-        """With every back-end down, a request checks again at once (at most once a second): a server that
-        came back answers now, not at the next periodic check."""
-        if not self._healthy() and time.monotonic() - max(b.checked_at for b in self.pool.backends) > 1.0:
-            await self.pool.check_all()
+        """With every back-end down, a request checks again first: a server that came back answers now,
+        not at the next periodic check. Requests at the same time share one check (a check is one GET
+        /api/tags per back-end; a dead one refuses at once)."""
+        if self._healthy():
+            return
+        if self._recheck is None or self._recheck.done():
+            self._recheck = asyncio.create_task(self.pool.check_all(), name="gateway-recheck")
+        await asyncio.shield(self._recheck)
 
     async def tags(self, request: web.Request) -> web.Response:
         await self._recheck_if_all_down()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import httpx
 import ollama
 import pytest
 from cryptography.fernet import Fernet
@@ -77,7 +78,8 @@ class Running:
 
 
 async def start_gateway(db: async_sessionmaker[AsyncSession], urls: list[str], **settings: Any) -> Running:
-    gateway = Gateway(GatewaySettings(backend_urls=tuple(urls), models=(MODEL,), health_interval=0.5, **settings), db)
+    settings = {"health_interval": 0.5, **settings}
+    gateway = Gateway(GatewaySettings(backend_urls=tuple(urls), models=(MODEL,), **settings), db)
     await gateway.start()
     port = await gateway.open_site("local", "127.0.0.1", 0)
     return Running(gateway, f"http://127.0.0.1:{port}")
@@ -331,6 +333,32 @@ async def test_failover_between_two_backends(db: async_sessionmaker[AsyncSession
         await running.gateway.close()
         await first.stop()
         await second.stop()
+
+
+async def test_a_backend_back_on_its_port_answers_the_very_next_request(
+    db: async_sessionmaker[AsyncSession], box: SecretBox
+) -> None:
+    # The periodic checks are an hour apart here: only the request's own check can find the server back.
+    server = OllamaWireServer(models=[MODEL], responder=lambda _b: Reply("Itt vagyok."))
+    await server.start()
+    port = int(server.url.rsplit(":", 1)[1])
+    running = await start_gateway(db, [server.url], health_interval=3600)
+    try:
+        home = await add_home(db, box, "back")
+        client = running.client(home.token)
+        await server.stop()
+        with pytest.raises((ollama.ResponseError, httpx.HTTPError)):
+            await client.chat(MODEL, MESSAGES)
+        assert not running.gateway.pool.backends[0].healthy
+        for _ in range(3):  # at once, again and again: no second's wait between checks
+            await server.start(port)
+            assert (await client.chat(MODEL, MESSAGES)).message.content == "Itt vagyok."
+            await server.stop()
+            with pytest.raises(ollama.ResponseError):
+                await client.chat(MODEL, MESSAGES)
+    finally:
+        await running.gateway.close()
+        await server.stop()
 
 
 async def _streamed(client: ollama.AsyncClient) -> str:
