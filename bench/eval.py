@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import math
 import sys
 import time
@@ -226,8 +227,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--category", help="only this category (assist: e.g. light; intents: e.g. HassTurnOn)")
     parser.add_argument("--json", type=Path, help="write the report(s) here")
     parser.add_argument("--quiet", action="store_true", help="no per-sentence progress on stderr")
+    parser.add_argument(
+        "--agent-log",
+        action="store_true",
+        help="our agent's own log on stderr (local matching, each tool call refused and why, each model round)",
+    )
     args = parser.parse_args(argv)
     quiet_logs()
+    if args.agent_log:
+        logging.getLogger("custom_components.micropi_llm").setLevel(logging.DEBUG)
     agents = args.agent or ["default"]
     try:
         runs = asyncio.run(

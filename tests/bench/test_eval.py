@@ -1,6 +1,7 @@
 """The evaluation end to end in real HA core on a tiny shipped home, and its report."""
 
 import json
+import logging
 from pathlib import Path
 
 from bench.eval import main, percentile
@@ -77,6 +78,18 @@ def test_assist_home_in_hungarian_is_understood_in_hungarian(tmp_path):
     assert default["wrong_actions"] == default["by_category"]["light"]["wrong_actions"] == 1
     # Ours, without a model: the light of that name, the garage's TV, and neither TV when it is unclear which.
     assert (micropi["passed"], micropi["wrong_actions"], micropi["model_calls_per_sentence"]) == (4, 0, 0.25)
+
+
+def test_agent_log_turns_on_our_agents_debug_log(tmp_path):
+    ours = logging.getLogger("custom_components.micropi_llm")
+    argv = [str(FIXTURES / "assist-hu"), "--agent", "micropi", "--backend", "fake", "--quiet"]
+    try:
+        assert main(argv) == 0
+        assert ours.level == logging.NOTSET  # by default the bench shows only its table
+        assert main([*argv, "--agent-log"]) == 0
+        assert ours.level == logging.DEBUG
+    finally:
+        ours.setLevel(logging.NOTSET)
 
 
 def test_bad_dataset_is_a_clear_error(tmp_path, capsys):
