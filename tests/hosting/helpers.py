@@ -15,10 +15,9 @@ from typing import Any
 import aiohttp
 from aiohttp.test_utils import TestClient
 from cryptography.fernet import Fernet
-from sqlalchemy import update
 
 from hosting.db.models import OPERATOR_ROLE, User
-from hosting.keys import SESSIONS_KEY
+from hosting.keys import PASSWORDS_KEY, SESSIONS_KEY
 from hosting.settings import Settings
 
 PASSWORD = "correct horse battery"
@@ -44,10 +43,11 @@ async def log_in(client: TestClient[Any, Any], email: str, password: str = PASSW
 
 
 async def make_operator(client: TestClient[Any, Any], email: str) -> dict[str, Any]:
-    """A signed-up account promoted to operator in the database (as `create-operator` does), then logged in."""
-    signed = await sign_up(client, email)
+    """An operator as `create-operator` makes one (an account with no Home Assistant of its own: a signed-up
+    one would leave a real `hass` running after an end-to-end test), then logged in."""
+    password_hash = await client.app[PASSWORDS_KEY].hash(PASSWORD)
     async with client.app[SESSIONS_KEY]() as session, session.begin():
-        await session.execute(update(User).where(User.id == signed["user"]["id"]).values(role=OPERATOR_ROLE))
+        session.add(User(email=email, password_hash=password_hash, role=OPERATOR_ROLE))
     return await log_in(client, email)
 
 

@@ -203,6 +203,8 @@ async def test_sign_up_gives_a_ready_ha_whose_assistant_works(tmp_path: Path) ->
         instance_id = ""
         assert not pid_alive(pid)
         assert not (settings.data_dir / "instances" / instance["name"]).exists()
+        # Nothing else of the test's was left running either (a signed-up operator once left its own `hass`).
+        assert not list((settings.data_dir / "instances").iterdir())
     finally:
         if instance_id:
             await client.app[INSTANCE_MANAGER_KEY].delete(instance_id)

@@ -156,7 +156,8 @@ async def test_exhausted_port_pool_is_a_clear_503(provisioning_settings: Setting
     low, _ = provisioning_settings.port_range
     client = await start_client(dataclasses.replace(provisioning_settings, port_range=(low, low + 1)))
     try:
-        operator = await make_operator(client, "op@example.com")  # signed up as a user: takes a port
+        operator = await make_operator(client, "op@example.com")  # no instance: takes no port
+        await sign_up(client, "zeroth@example.com")
         await sign_up(client, "first@example.com")  # the last port
         response = await client.post("/api/auth/signup", json={"email": "second@example.com", "password": PASSWORD})
         assert response.status == 503
