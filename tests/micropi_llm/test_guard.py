@@ -8,6 +8,7 @@ from homeassistant.components.binary_sensor import BinarySensorDeviceClass, Bina
 from homeassistant.components.homeassistant.exposed_entities import async_expose_entity
 from homeassistant.components.switch import SwitchDeviceClass, SwitchEntity
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers.entity import Entity
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry, setup_test_component_platform
 
@@ -58,27 +59,38 @@ async def test_unknown_name_is_refused_with_close_names(
     assert hass.states.get(home.kitchen_light).state == "off"
 
 
-class Battery(BinarySensorEntity):
-    """A device's battery: it can be read, not acted on."""
+async def _add_exposed(hass: HomeAssistant, domain: str, entity: Entity) -> str:
+    """One more device in the home, of a domain the home has none of yet, exposed to Assist; its entity id."""
+    setup_test_component_platform(hass, domain, [entity])
+    assert await async_setup_component(hass, domain, {domain: {"platform": "test"}})
+    await hass.async_block_till_done()
+    assert entity.entity_id is not None
+    async_expose_entity(hass, conversation.DOMAIN, entity.entity_id, True)
+    return entity.entity_id
+
+
+class Named(Entity):
+    """A test device known by its name, off at first."""
 
     _attr_should_poll = False
-    _attr_device_class = BinarySensorDeviceClass.BATTERY
-    _attr_is_on = False
 
     def __init__(self, name: str) -> None:
         self._attr_name = name
         self._attr_unique_id = name
+        self._attr_is_on = False  # through the subclass's own (cached) property, not a class attribute here
+
+
+class Battery(Named, BinarySensorEntity):
+    """A device's battery: it can be read, not acted on."""
+
+    _attr_device_class = BinarySensorDeviceClass.BATTERY
 
 
 async def test_an_action_is_offered_only_the_names_it_can_act_on(
     hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
 ) -> None:
     # The curtain and its battery ("Smart Curtain or Smart Curtain Battery?"): only the curtain opens.
-    setup_test_component_platform(hass, "binary_sensor", [Battery("Konyhai lámpa akkumulátor")])
-    assert await async_setup_component(hass, "binary_sensor", {"binary_sensor": {"platform": "test"}})
-    await hass.async_block_till_done()
-    for state in hass.states.async_all("binary_sensor"):
-        async_expose_entity(hass, conversation.DOMAIN, state.entity_id, True)
+    await _add_exposed(hass, "binary_sensor", Battery("Konyhai lámpa akkumulátor"))
     result = await _one_call(hass, wire, "intent__HassTurnOn", name="Konyhai lámpája")
     assert "error" not in result, result  # the one lamp of that name it can act on is meant
     assert hass.states.get(home.kitchen_light).state == "on"
@@ -186,16 +198,10 @@ async def test_tool_under_another_tools_prefix_is_run(
     assert hass.states.get(home.thermostat).attributes["temperature"] == 20
 
 
-class Outlet(SwitchEntity):
+class Outlet(Named, SwitchEntity):
     """A switch whose device class is outlet (a plug)."""
 
-    _attr_should_poll = False
     _attr_device_class = SwitchDeviceClass.OUTLET
-    _attr_is_on = False
-
-    def __init__(self, name: str) -> None:
-        self._attr_name = name
-        self._attr_unique_id = name
 
     async def async_turn_on(self, **kwargs: Any) -> None:
         self._attr_is_on = True
@@ -205,11 +211,7 @@ class Outlet(SwitchEntity):
 async def test_a_device_class_given_as_the_domain_is_taken_as_the_device_class(
     hass: HomeAssistant, wire: OllamaWireServer, home: Home, agent_entry: MockConfigEntry
 ) -> None:
-    setup_test_component_platform(hass, "switch", [Outlet("Kávéfőző")])
-    assert await async_setup_component(hass, "switch", {"switch": {"platform": "test"}})
-    await hass.async_block_till_done()
-    plug = next(state.entity_id for state in hass.states.async_all("switch"))
-    async_expose_entity(hass, conversation.DOMAIN, plug, True)
+    plug = await _add_exposed(hass, "switch", Outlet("Kávéfőző"))
     result = await _one_call(
         hass, wire, "intent__HassTurnOn", said="Kapcsold be a kávéfőzőt", name="Kávéfőző", domain=["outlet"]
     )
