@@ -129,7 +129,7 @@ class _Home:
         return [
             name
             for state in self.exposed.values()
-            if not acting or self.hass.services.async_services_for_domain(state.domain)
+            if not acting or _actionable(self.hass, state)
             for name in intent.async_get_entity_aliases(
                 self.hass, registry.async_get(state.entity_id), state=state, allow_empty=False
             )
@@ -277,11 +277,7 @@ def _check_name(hass: HomeAssistant, tool: llm.Tool, home: _Home, args: dict[str
         return f"{args['name']!r} is not exposed to you, so you cannot see or control it. Tell the user."
     where = f" in {args.get('area') or args.get('floor')}" if args.get("area") or args.get("floor") else ""
     acting = acts(tool)
-    in_place = [
-        state
-        for state in _in_place(hass, home, args)
-        if not acting or hass.services.async_services_for_domain(state.domain)
-    ]
+    in_place = [state for state in _in_place(hass, home, args) if not acting or _actionable(hass, state)]
     names = sorted({state.name for state in in_place} or set(home.names(acting=acting)))
     problem = _not_found(f"There is no device named {args['name']!r}{where}. Exposed names:", args["name"], names)
     if (
@@ -292,6 +288,11 @@ def _check_name(hass: HomeAssistant, tool: llm.Tool, home: _Home, args: dict[str
         # "kitchen light" in a home whose one kitchen lamp is Konyhai lámpa: that one is meant.
         return _check_name(hass, tool, home, {**args, "name": problem.choices[0]})
     return problem
+
+
+def _actionable(hass: HomeAssistant, state: State) -> bool:
+    """Whether a service can act on the entity (a lock can; its battery sensor cannot)."""
+    return bool(hass.services.async_services_for_domain(state.domain))
 
 
 def _domain_of(state: State) -> str:
@@ -324,7 +325,7 @@ def _narrowed_by_domain(
     """
     if len(states) < 2 or "domain" in args or "device_class" in args or tool.name.endswith(intent.INTENT_GET_STATE):
         return args
-    actionable = {state.domain for state in states if hass.services.async_services_for_domain(state.domain)}
+    actionable = {state.domain for state in states if _actionable(hass, state)}
     if len(actionable) != 1 or len(actionable) == len({state.domain for state in states}):
         return args
     return {**args, "domain": sorted(actionable)}

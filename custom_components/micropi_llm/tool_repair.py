@@ -129,8 +129,9 @@ _FIRST_SENTENCE = re.compile(r"[.!?\n]\s|.{80}", re.DOTALL)
 
 
 def looks_like_tool_call(text: str) -> bool:
-    """Whether text starting like this may be a tool call written out (hold it back, don't speak it)."""
-    return text.lstrip()[:1] in ("[", "{", "`", "<")
+    """Whether text like this may be a tool call written out (hold it back, don't speak it): it starts like
+    one, or has a fence in it ("…use the following command: ```json {…}```")."""
+    return text.lstrip()[:1] in ("[", "{", "`", "<") or "```" in text
 
 
 def parse_text_tool_calls(text: str) -> list[llm.ToolInput] | None:
@@ -199,7 +200,7 @@ async def repaired_deltas(
                 # out): wait for it.
                 introduces = held.rstrip().endswith(":")
                 if held.strip() and (looks_like_tool_call(held) or (_FIRST_SENTENCE.search(held) and not introduces)):
-                    holding = looks_like_tool_call(held) or "```" in held or not speakable(held)
+                    holding = looks_like_tool_call(held) or not speakable(held)
                     if not holding:
                         yield {"content": held}
             elif holding:
